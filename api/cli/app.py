@@ -1,0 +1,10 @@
+"""The Typer application every command module registers on."""
+
+import typer
+
+app = typer.Typer(
+    name="cxm",
+    help="Feedback mining and churn risk for CX teams (English, Swedish, Polish), offline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)

@@ -1,0 +1,31 @@
+"""Assemble the default models from settings: the one place that decides what gets loaded."""
+
+from __future__ import annotations
+
+import torch
+
+from api.settings import Settings
+from nlp.analyzer import FeedbackAnalyzer
+from nlp.encoder import Encoder
+from nlp.language import LanguageDetector
+
+
+def build_encoder(settings: Settings) -> Encoder:
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    return Encoder.load(
+        settings.encoder,
+        settings.model_dir,
+        max_length=settings.max_length,
+        batch_size=settings.batch_size,
+    )
+
+
+def build_language_detector(settings: Settings) -> LanguageDetector:
+    return LanguageDetector(settings.languages, min_confidence=settings.language_min_confidence)
+
+
+def build_analyzer(settings: Settings, encoder: Encoder | None = None) -> FeedbackAnalyzer:
+    """The full feedback pipeline with every default head."""
+    encoder = encoder or build_encoder(settings)
+    return FeedbackAnalyzer(encoder, build_language_detector(settings))

@@ -1,0 +1,85 @@
+"""The one typed settings object, read where the app and the command line start.
+
+Sources, highest priority first: keyword arguments, ``CXM_*`` environment
+variables, a ``.env`` file, then an optional TOML file named by ``CXM_CONFIG``.
+``nlp`` and ``churn`` never read it: they take plain arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from nlp.encoder import BUILTIN_E5
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path(user_data_dir('cxm')) / 'cxm.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CXM_", env_file=".env", extra="forbid", validate_default=True
+    )
+
+    database_url: str = Field(default_factory=_default_database_url)
+    model_dir: Path = Field(
+        default_factory=lambda: Path(user_cache_dir("cxm")) / "models",
+        description="Cache for converted models (the encoder is built here on first use).",
+    )
+    encoder: str = Field(
+        BUILTIN_E5,
+        description="Builtin name, a local Hugging Face model directory, or a hub id (online).",
+    )
+    sentiment_model: str = Field(
+        "builtin", description="'builtin' (shipped with cxm) or a directory saved by `cxm train`."
+    )
+    languages: list[str] = ["en", "sv", "pl"]
+    language_min_confidence: float = Field(0.5, ge=0, le=1)
+    batch_size: int = Field(32, ge=1, le=1024)
+    max_length: int = Field(256, ge=16, le=512, description="Tokens per text fed to the model.")
+    torch_threads: int | None = Field(None, ge=1)
+    data_dir: Path = Field(
+        Path("../shared/data"), description="Labelled training/benchmark data (optional)."
+    )
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        value = [v.strip().lower() for v in value]
+        if len(value) < 2 or any(len(v) != 2 for v in value):
+            raise ValueError("languages must be two or more ISO 639-1 codes, e.g. ['en','sv','pl']")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings, dotenv_settings]
+        config_file = os.environ.get("CXM_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"CXM_CONFIG points to a missing file: {config_file}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings for this process, validated once (FastAPI dependency and CLI entry)."""
+    return Settings()

@@ -1,0 +1,108 @@
+"""The feedback pipeline: one call analyses a batch of texts with every configured head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from nlp.encoder import Encoder
+from nlp.language import LanguageDetector
+from nlp.results import (
+    Analysis,
+    ReasonScore,
+    SentenceSentiment,
+    Sentiment,
+    Signals,
+    TopicAssignment,
+)
+
+
+class SentimentModel(Protocol):
+    def predict(self, texts: Sequence[str]) -> list[Sentiment]: ...
+
+
+class SentenceSplitter(Protocol):
+    def split(self, texts: Sequence[str], languages: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character spans of the sentences (or clauses) of each text."""
+        ...
+
+
+class ReasonTagger(Protocol):
+    def predict(self, embeddings: np.ndarray) -> list[list[ReasonScore]]: ...
+
+
+class TopicTagger(Protocol):
+    def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> list[list[TopicAssignment]]: ...
+
+
+class SignalDetector(Protocol):
+    def detect(self, texts: Sequence[str], languages: Sequence[str]) -> list[Signals]: ...
+
+
+class FeedbackAnalyzer:
+    """Compose the heads; each is optional so a deployment pays only for what it uses.
+
+    The encoder runs once per text and its embeddings feed the reason and topic heads.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        language_detector: LanguageDetector,
+        *,
+        sentiment: SentimentModel | None = None,
+        sentence_splitter: SentenceSplitter | None = None,
+        reasons: ReasonTagger | None = None,
+        topics: TopicTagger | None = None,
+        signals: SignalDetector | None = None,
+    ):
+        self.encoder = encoder
+        self.language_detector = language_detector
+        self.sentiment = sentiment
+        self.sentence_splitter = sentence_splitter
+        self.reasons = reasons
+        self.topics = topics
+        self.signals = signals
+
+    def analyze(self, texts: Sequence[str | None]) -> list[Analysis]:
+        """One :class:`Analysis` per input, in order; empty input gets an error, not an exception."""
+        results = [Analysis() for _ in texts]
+        valid = []
+        for i, t in enumerate(texts):
+            if isinstance(t, str) and t.strip():
+                valid.append(i)
+            else:
+                results[i].error = "text is not a string" if t is not None and not isinstance(t, str) else "empty text"
+        if not valid:
+            return results
+        docs = [texts[i].strip() for i in valid]
+        languages = self.language_detector.detect(docs)
+        for i, lang in zip(valid, languages):
+            results[i].language = lang
+
+        if self.sentiment is not None:
+            for i, s in zip(valid, self.sentiment.predict(docs)):
+                results[i].sentiment = s
+            if self.sentence_splitter is not None:
+                self._sentence_sentiment(valid, docs, languages, results)
+        if self.reasons is not None or self.topics is not None:
+            embeddings = self.encoder.encode(docs)
+            if self.reasons is not None:
+                for i, r in zip(valid, self.reasons.predict(embeddings)):
+                    results[i].reasons = r
+            if self.topics is not None:
+                for i, t in zip(valid, self.topics.predict(docs, embeddings)):
+                    results[i].topics = t
+        if self.signals is not None:
+            for i, s in zip(valid, self.signals.detect(docs, languages)):
+                results[i].signals = s
+        return results
+
+    def _sentence_sentiment(self, valid, docs, languages, results) -> None:
+        spans = self.sentence_splitter.split(docs, languages)
+        flat = [(k, a, b) for k, doc_spans in enumerate(spans) for a, b in doc_spans]
+        scored = self.sentiment.predict([docs[k][a:b] for k, a, b in flat])
+        for (k, a, b), s in zip(flat, scored):
+            results[valid[k]].sentences.append(SentenceSentiment(docs[k][a:b], a, b, s))
