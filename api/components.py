@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from api.settings import Settings
@@ -11,6 +13,10 @@ from nlp.language import LanguageDetector
 
 
 def build_encoder(settings: Settings) -> Encoder:
+    if settings.offline:
+        # Nothing may reach a model hub at run time unless the user opted in.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     return Encoder.load(

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         BUILTIN_E5,
         description="Builtin name, a local Hugging Face model directory, or a hub id (online).",
     )
+    offline: bool = Field(
+        True, description="Forbid model-hub downloads; set false to allow hub ids (online users)."
+    )
     sentiment_model: str = Field(
         "builtin", description="'builtin' (shipped with cxm) or a directory saved by `cxm train`."
     )

@@ -59,7 +59,9 @@ class Encoder:
     def load(cls, source: str, cache_dir: str | Path, **kwargs) -> Encoder:
         """Load from a builtin name, a local directory or a hub id."""
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         path = resolve_model_source(source, cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path, add_pooling_layer=False)

@@ -8,3 +8,5 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+train_app = typer.Typer(help="Train the models cxm ships defaults for.", no_args_is_help=True)
+app.add_typer(train_app, name="train")

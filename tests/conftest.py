@@ -1,0 +1,24 @@
+"""Session-wide real models: loaded once, shared by every test that needs them."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.components import build_encoder, build_language_detector
+from api.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """Default settings; the model cache is the one `./run` prepared (built on demand otherwise)."""
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def encoder(settings):
+    return build_encoder(settings)
+
+
+@pytest.fixture(scope="session")
+def language_detector(settings):
+    return build_language_detector(settings)
