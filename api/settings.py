@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import Field, field_validator
@@ -55,6 +56,28 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("../shared/data"), description="Labelled training/benchmark data (optional)."
     )
+
+    # Service (API, database, triage queue)
+    api_max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
+    api_max_batch: int = Field(500, ge=1, le=10_000, description="Most feedback items in one POST.")
+    api_rate_limit_per_minute: int = Field(
+        1200, ge=1, description="Sustained requests per API key per minute; beyond it 429."
+    )
+    api_rate_limit_burst: int = Field(120, ge=1, description="Requests a key may send at once.")
+    analyze_batch_wait_ms: float = Field(
+        5.0, ge=0, le=1000, description="How long concurrent /v1/analyze calls wait to share a batch."
+    )
+    analyze_max_batch: int = Field(32, ge=1, le=1024)
+    analyze_on_ingest: bool = Field(True, description="Analyse stored feedback within the request.")
+    analysis_max_attempts: int = Field(5, ge=1, description="Attempts before a row is marked failed.")
+    analysis_retry_interval_s: float = Field(
+        30.0, ge=0, description="Background retry of pending analyses this often (0: off)."
+    )
+    pii_redact: list[Literal["email", "phone", "card", "personnummer", "pesel"]] = Field(
+        ["email", "phone", "card", "personnummer", "pesel"],
+        description="Personal data replaced by a placeholder before storage or analysis.",
+    )
+    risk_threshold: float = Field(0.6, ge=0, le=1, description="Churn probability that opens a case.")
 
     @field_validator("languages")
     @classmethod
