@@ -1,0 +1,61 @@
+"""Fill the feedback table's text-analysis columns from an injected feedback analyzer.
+
+Each distinct text is analysed once (histories repeat texts a lot). A head the analyzer lacks,
+or a text it could not analyse, leaves that cell missing (NaN / None) rather than inventing a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+
+class TextAnalyzer(Protocol):
+    """What :class:`nlp.analyzer.FeedbackAnalyzer` offers: batch in, list of Analysis out."""
+
+    def analyze(self, texts: Sequence[str | None]) -> list: ...
+
+
+MISSING = (np.nan, None, np.nan, None)
+
+
+def _cells(analysis, reasons_ran: bool) -> tuple:
+    """(sentiment score, reason ids, churn intent, competitors) with missing heads left missing."""
+    if analysis.error is not None:
+        return MISSING
+    sentiment = analysis.sentiment.score if analysis.sentiment is not None else np.nan
+    tags = tuple(r.id for r in analysis.reasons) if reasons_ran else None
+    signals = analysis.signals
+    if signals is None:
+        return sentiment, tags, np.nan, None
+    return sentiment, tags, float(bool(signals.churn_intent)), tuple(signals.competitors)
+
+
+def annotate_events(events: pd.DataFrame, analyzer: TextAnalyzer, *, reasons_ran: bool | None = None,
+                    batch_size: int = 256) -> pd.DataFrame:
+    """A copy of ``events`` with ``sentiment_score``, ``text_reasons``, ``churn_intent``, ``competitors``.
+
+    ``reasons_ran`` says whether an empty reason list means "no reason found" (True) or "no
+    reason head" (False); by default it is read from ``analyzer.reasons``.
+    """
+    if "text" not in events.columns:
+        raise ValueError("events have no 'text' column to analyse")
+    if reasons_ran is None:
+        reasons_ran = getattr(analyzer, "reasons", None) is not None
+    texts = events["text"].map(lambda t: t.strip() if isinstance(t, str) and t.strip() else None)
+    unique = list(pd.unique(texts.dropna()))
+    results: dict[str, tuple] = {}
+    for i in range(0, len(unique), batch_size):
+        batch = unique[i:i + batch_size]
+        for text, analysis in zip(batch, analyzer.analyze(batch)):
+            results[text] = _cells(analysis, reasons_ran)
+    rows = [results[t] if t is not None else MISSING for t in texts]
+    out = events.copy()
+    out["sentiment_score"] = np.array([r[0] for r in rows], dtype=float)
+    out["text_reasons"] = pd.Series([r[1] for r in rows], index=events.index, dtype=object)
+    out["churn_intent"] = np.array([r[2] for r in rows], dtype=float)
+    out["competitors"] = pd.Series([r[3] for r in rows], index=events.index, dtype=object)
+    return out
