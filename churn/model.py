@@ -1,0 +1,170 @@
+"""The churn classifier: one ColumnTransformer + gradient boosting (or logistic regression), calibrated.
+
+Class imbalance is handled with balanced class weights inside the model; the calibration step
+then maps its scores back to honest probabilities. Cross-fitting folds for calibration are grouped
+by customer when ``groups`` is given, so the same customer at two cutoffs never sits on both sides.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_curve
+from sklearn.model_selection import GroupKFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+ESTIMATORS = ("gbm", "logistic")
+CALIBRATIONS = ("sigmoid", "isotonic")
+
+
+def best_f1_threshold(y, p) -> float:
+    """The probability cut with the highest F1 for the positive class."""
+    precision, recall, cuts = precision_recall_curve(np.asarray(y, dtype=int), p)
+    if not len(cuts):
+        return 0.5
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    return float(cuts[int(np.argmax(f1))])
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
+
+
+class ChurnModel(ClassifierMixin, BaseEstimator):
+    """Calibrated churn classifier over the columns of :func:`churn.features.build_features`.
+
+    ``threshold`` is the probability that makes a customer high-risk (None: the best-F1 point on
+    the training data; training passes one chosen on later, held-out cutoffs).
+    ``window_days`` and ``horizon_days`` record what the features and label meant when it was
+    trained; explanations and :func:`churn.scoring.features_for` use them.
+    """
+
+    def __init__(self, estimator: Literal["gbm", "logistic"] = "gbm",
+                 calibration: Literal["sigmoid", "isotonic"] = "sigmoid", cv: int = 3,
+                 class_weight: str | None = "balanced", trees: int = 150,
+                 threshold: float | None = None, window_days: int = 90, horizon_days: int = 90,
+                 random_state: int = 0):
+        self.estimator = estimator
+        self.calibration = calibration
+        self.cv = cv
+        self.class_weight = class_weight
+        self.trees = trees
+        self.threshold = threshold
+        self.window_days = window_days
+        self.horizon_days = horizon_days
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
+
+    def _frame(self, X, reset: bool) -> pd.DataFrame:
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if len(X) == 0:
+                raise ValueError("no rows to use (0 samples)")
+            return X.reset_index(drop=True)
+        array = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan", dtype=None)
+        return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+
+    def _pipeline(self, numeric: list[str], categorical: list[str]) -> Pipeline:
+        one_hot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=5)
+        categories = Pipeline([("fill", SimpleImputer(strategy="constant", fill_value="unknown")),
+                               ("one_hot", one_hot)])
+        if self.estimator == "gbm":
+            numbers = "passthrough"
+            classifier = HistGradientBoostingClassifier(
+                learning_rate=0.06, max_iter=self.trees, max_leaf_nodes=15, min_samples_leaf=40,
+                l2_regularization=1.0, class_weight=self.class_weight, early_stopping=False,
+                random_state=self.random_state)
+        else:
+            numbers = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True,
+                                                         keep_empty_features=True)),
+                                ("scale", StandardScaler())])
+            classifier = LogisticRegression(C=0.5, class_weight=self.class_weight, max_iter=3000)
+        columns = ColumnTransformer([("numeric", numbers, numeric), ("categorical", categories, categorical)],
+                                    verbose_feature_names_out=False)
+        return Pipeline([("columns", columns), ("classifier", classifier)])
+
+    def fit(self, X, y, groups=None) -> ChurnModel:
+        """Fit and calibrate; ``groups`` (e.g. customer ids) keeps a group inside one calibration fold."""
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
+        if y is None:
+            raise ValueError("ChurnModel requires y to be passed, but the target y is None")
+        frame = self._frame(X, reset=True)
+        y = column_or_1d(y, warn=True)
+        if len(y) != len(frame):
+            raise ValueError(f"y has {len(y)} labels for {len(frame)} rows")
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"need at least 2 classes to fit, got one class: {self.classes_[0]!r}")
+        self.categorical_features_ = [c for c in frame.columns if _is_categorical(frame[c])]
+        numeric = [c for c in frame.columns if c not in self.categorical_features_]
+        frame[self.categorical_features_] = frame[self.categorical_features_].astype(object)
+        pipeline = self._pipeline(numeric, self.categorical_features_)
+        smallest = int(np.min(np.unique(y, return_counts=True)[1]))
+        folds = max(2, min(self.cv, smallest))
+        if groups is not None:
+            splits = list(GroupKFold(folds).split(frame, y, np.asarray(groups)))
+        else:
+            splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(frame, y))
+        self.calibrated_ = CalibratedClassifierCV(pipeline, method=self.calibration, cv=splits).fit(frame, y)
+        self.reference_ = self._reference(frame, y)
+        self.threshold_ = self.threshold if self.threshold is not None else \
+            best_f1_threshold(y == self.classes_[-1], self.calibrated_.predict_proba(frame)[:, -1])
+        return self
+
+    def _reference(self, frame: pd.DataFrame, y: np.ndarray) -> dict:
+        """A typical customer of the first class (those who stayed): what explanations compare to."""
+        typical = frame[y == self.classes_[0]]
+        out = {}
+        for column in frame.columns:
+            values = typical[column]
+            if column in self.categorical_features_:
+                mode = values.dropna().astype(str).mode()
+                out[column] = str(mode.iloc[0]) if len(mode) else None
+            elif values.isna().mean() > 0.5:
+                out[column] = float("nan")
+            else:
+                out[column] = float(np.nanmedian(values.to_numpy(dtype=float)))
+        return out
+
+    def _prepared(self, X) -> pd.DataFrame:
+        check_is_fitted(self, "calibrated_")
+        frame = self._frame(X, reset=False)
+        frame[self.categorical_features_] = frame[self.categorical_features_].astype(object)
+        return frame
+
+    def predict_proba(self, X) -> np.ndarray:
+        frame = self._prepared(X)
+        return self.calibrated_.predict_proba(frame)
+
+    def predict(self, X) -> np.ndarray:
+        probabilities = self.predict_proba(X)
+        return self.classes_[np.argmax(probabilities, axis=1)]
+
+    def risk_score(self, X) -> np.ndarray:
+        """Log-odds of the uncalibrated models' mean churn probability: smooth, for explanations."""
+        frame = self._prepared(X)
+        p = np.mean([c.estimator.predict_proba(frame)[:, -1] for c in self.calibrated_.calibrated_classifiers_],
+                    axis=0)
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p))

@@ -1,0 +1,85 @@
+"""Score customers: calibrated probability, risk tier and the reasons in plain words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from churn.explanations import explain
+from churn.features import as_of, build_features
+from churn.schema import ChurnTables
+
+TIERS = ("high", "medium", "low")
+
+
+def reason_ids_of(model) -> list[str]:
+    """The taxonomy the model's features were built with (from its ``picked_<id>`` columns)."""
+    return [c[len("picked_"):] for c in model.feature_names_in_ if c.startswith("picked_")]
+
+
+def features_for(model, tables: ChurnTables, cutoff) -> pd.DataFrame:
+    """Features exactly as ``model`` was trained on them, for customers active at ``cutoff``."""
+    check_is_fitted(model)
+    return build_features(as_of(tables, cutoff), reason_ids_of(model), model.window_days)
+
+
+def risk_tiers(probability: np.ndarray, *, threshold: float | None = None,
+               capacity: int | None = None) -> np.ndarray:
+    """'high' / 'medium' / 'low'.
+
+    By threshold: high at or above it, medium at or above half of it. By capacity: the top
+    ``capacity`` customers are high and the next ``capacity`` medium (with a threshold as well,
+    a customer must also clear it). One of the two is required.
+    """
+    p = np.asarray(probability, dtype=float)
+    if threshold is None and capacity is None:
+        raise ValueError("give a probability threshold, a triage capacity, or both")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    if capacity is not None and capacity < 0:
+        raise ValueError(f"capacity must be >= 0, got {capacity}")
+    high = np.ones(len(p), dtype=bool) if threshold is None else p >= threshold
+    medium = np.ones(len(p), dtype=bool) if threshold is None else p >= threshold / 2
+    if capacity is not None:
+        rank = np.empty(len(p), dtype=int)
+        rank[np.argsort(-p, kind="stable")] = np.arange(len(p))
+        high &= rank < capacity
+        medium &= rank < 2 * capacity
+    return np.where(high, "high", np.where(medium, "medium", "low"))
+
+
+def score_customers(model, features: pd.DataFrame, *, threshold: float | None = None,
+                    capacity: int | None = None) -> pd.DataFrame:
+    """One row per customer: customer_id, probability, tier, reasons (risk-raising, plain words), drivers.
+
+    ``features`` is :func:`churn.features.build_features` output (index or column ``customer_id``).
+    Without ``threshold`` or ``capacity`` the model's own threshold (chosen at training) is used.
+    """
+    check_is_fitted(model)
+    if not isinstance(features, pd.DataFrame):
+        raise TypeError(f"features must be a pandas DataFrame, got {type(features).__name__}")
+    frame = features.reset_index() if "customer_id" not in features.columns else features.reset_index(drop=True)
+    if "customer_id" not in frame.columns:
+        raise ValueError("features need a customer_id index or column")
+    expected = list(model.feature_names_in_)
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise ValueError(f"features lack {len(missing)} column(s) the model was trained on: "
+                         f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+    columns = ["customer_id", "probability", "tier", "reasons", "drivers"]
+    if frame.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    x = frame[expected]
+    probability = model.predict_proba(x)[:, 1]
+    if threshold is None and capacity is None:
+        threshold = float(model.threshold_)
+    drivers = explain(model, x)
+    reasons = [[d["text"] for d in found if d["direction"] == "raises risk"] for found in drivers]
+    return pd.DataFrame({
+        "customer_id": frame["customer_id"].astype(str).to_numpy(),
+        "probability": probability,
+        "tier": risk_tiers(probability, threshold=threshold, capacity=capacity),
+        "reasons": reasons,
+        "drivers": drivers,
+    }, columns=columns)
