@@ -95,7 +95,7 @@ def describe(group: str, row: pd.Series, window_days: int) -> str:
         if not _missing(texts) and texts > 0:
             parts.append(f"{label} raised in {_plural(_n(texts), 'message')} {recent}")
         if parts:
-            return "; ".join(parts)
+            return " and ".join(parts)
         if not _missing(since):
             return f"last cited {label} {_n(since)} days ago"
         return f"no complaints about {label}"

@@ -7,7 +7,7 @@ feedback   customer_id, timestamp, channel, survey_type, nps (0-10), ces (1-7, 7
 tickets    customer_id, opened_at, first_response_at, resolved_at, reopened (count)
 outcomes   customer_id, churned_at (empty when still a customer)
 
-Times are naive UTC. List cells may be Python lists or strings separated by ';'. Text-analysis
+Times are ISO 8601 (read as UTC when they carry no offset) and compared as naive UTC. List cells may be Python lists or strings separated by ';'. Text-analysis
 cells left empty mean "not analysed" and stay missing (NaN / None), never zero.
 """
 
@@ -77,8 +77,8 @@ def _ids(table: str, frame: pd.DataFrame) -> pd.Series:
 def _times(table: str, frame: pd.DataFrame, column: str, as_of, required: bool) -> pd.Series:
     raw = frame[column] if column in frame.columns else pd.Series(pd.NaT, index=frame.index)
     empty = _missing(raw)
-    parsed = pd.to_datetime(raw.where(~empty), errors="coerce", utc=True).dt.tz_localize(None)
-    _check(table, column, parsed.isna() & ~empty, lambda r: f"not a date/time: {raw.iloc[r]!r}")
+    parsed = pd.to_datetime(raw.where(~empty), errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
+    _check(table, column, parsed.isna() & ~empty, lambda r: f"not an ISO 8601 date/time: {raw.iloc[r]!r}")
     if required:
         _check(table, column, parsed.isna(), "missing date/time")
     if as_of is not None:

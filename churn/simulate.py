@@ -15,6 +15,9 @@ Lift measured on it is lift on simulated data. The process, week by week, per cu
 * relational NPS surveys every 13 weeks (30% answer), transactional surveys after tickets
   (CES, CSAT, sometimes NPS); scores follow ``d``; NPS+ reasons are the current episode's reason
   (60%) or a random one; the "why" text names the episode's reason in the customer's language.
+
+``perfect_text=True`` fills the feedback's text-analysis columns with what each text was written
+to say (an ideal analyzer): an upper bound for what text features can add, never a measurement.
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ class _Events:
 
 
 def simulate(n_customers: int, *, seed: int = 0, start: str = "2024-01-01", weeks: int = 104,
-             language_weights: tuple[float, float, float] = (0.4, 0.35, 0.25)) -> Simulation:
+             language_weights: tuple[float, float, float] = (0.4, 0.35, 0.25),
+             perfect_text: bool = False) -> Simulation:
     """Simulate ``n_customers`` over ``weeks`` weeks from ``start``; same seed, same tables."""
     if n_customers < 1 or weeks < 1:
         raise ValueError("n_customers and weeks must be positive")
@@ -144,6 +148,8 @@ def simulate(n_customers: int, *, seed: int = 0, start: str = "2024-01-01", week
     tk = tickets.frame(["customer", "opened_at", "first_response_at", "resolved_at", "reopened"])
     end = start_ts + pd.Timedelta(weeks=weeks)
     feedback_frame = _feedback_frame(fb, customer_ids, rng)
+    if perfect_text:
+        feedback_frame = feedback_frame.assign(**_perfect_analysis(fb))
     ticket_frame = pd.DataFrame({
         "customer_id": customer_ids[tk["customer"].astype(int)],
         "opened_at": tk["opened_at"].astype("datetime64[ns]"),
@@ -261,6 +267,19 @@ def _feedback_frame(fb: pd.DataFrame, customer_ids: np.ndarray, rng) -> pd.DataF
         "reasons": picked,
         "text": texts,
     })
+
+
+def _perfect_analysis(fb: pd.DataFrame) -> dict[str, list]:
+    """The text-analysis columns an ideal analyzer would return for each written text."""
+    has_text = (fb["sentiment"] >= 0).to_numpy()
+    sentiment = np.where(has_text, np.array([-0.8, 0.0, 0.8])[fb["sentiment"].clip(0, 2).astype(int)], np.nan)
+    reasons = [((PROBLEM_REASONS[int(r)],) if s < 2 else ()) if t else None
+               for t, s, r in zip(has_text, fb["sentiment"], fb["text_reason"])]
+    intent = np.where(has_text, fb["intent"].astype(float), np.nan)
+    competitors = [(COMPETITORS[LANGUAGES[int(g)]][int(c)],) if c >= 0 else () if t else None
+                   for t, c, g in zip(has_text, fb["competitor"], fb["lang"])]
+    return {"sentiment_score": sentiment, "text_reasons": reasons, "churn_intent": intent,
+            "competitors": competitors}
 
 
 def _text(sentiment: int, reason: int, intent: bool, competitor: int, variant: int, lang: str) -> str | None:

@@ -7,10 +7,13 @@ or a text it could not analyse, leaves that cell missing (NaN / None) rather tha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
+
+from churn.schema import ChurnTables
 
 
 class TextAnalyzer(Protocol):
@@ -59,3 +62,16 @@ def annotate_events(events: pd.DataFrame, analyzer: TextAnalyzer, *, reasons_ran
     out["churn_intent"] = np.array([r[2] for r in rows], dtype=float)
     out["competitors"] = pd.Series([r[3] for r in rows], index=events.index, dtype=object)
     return out
+
+
+HEADS = ("sentiment", "reasons", "signals")
+
+
+def text_heads(analyzer: TextAnalyzer) -> list[str]:
+    """The churn-relevant heads this analyzer has (recorded on the model card)."""
+    return [head for head in HEADS if getattr(analyzer, head, None) is not None]
+
+
+def annotate_tables(tables: ChurnTables, analyzer: TextAnalyzer) -> ChurnTables:
+    """The same tables with the feedback's text-analysis columns filled by ``analyzer``."""
+    return replace(tables, feedback=annotate_events(tables.feedback, analyzer))

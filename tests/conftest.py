@@ -22,3 +22,17 @@ def encoder(settings):
 @pytest.fixture(scope="session")
 def language_detector(settings):
     return build_language_detector(settings)
+
+
+@pytest.fixture(scope="session")
+def churn_simulation(settings, encoder):
+    """A small simulated CX history, its texts analysed once by the configured analyzer."""
+    from dataclasses import replace
+
+    from api.components import build_analyzer
+    from churn.simulate import simulate
+    from churn.text_features import annotate_tables, text_heads
+
+    analyzer = build_analyzer(settings, encoder)
+    sim = simulate(1200, seed=7)
+    return replace(sim, tables=annotate_tables(sim.tables, analyzer)), text_heads(analyzer)
