@@ -7,9 +7,11 @@ or feature columns disagree with its card, and anything that is not a fitted :cl
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import warnings
+import zipfile
 from importlib import resources
 from pathlib import Path
 
@@ -50,7 +52,9 @@ def save_model(model: ChurnModel, path: str | Path, card: dict) -> Path:
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / MODEL_FILE
-    sio.dump(model, target)
+    model = copy.copy(model)
+    model.__dict__.pop("card_", None)
+    sio.dump(model, target, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
     card = {**card, "artefact": {"file": MODEL_FILE, "sha256": _sha256(target)}}
     (directory / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return directory
