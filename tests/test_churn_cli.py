@@ -1,0 +1,77 @@
+"""`cxm train churn`, `cxm churn score` and `cxm churn evaluate` end to end on small inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+from churn.simulate import simulate
+
+runner = CliRunner()
+
+
+def _write_tables(sim, directory):
+    tables = sim.tables
+    feedback = tables.feedback.drop(columns=["sentiment_score", "text_reasons", "churn_intent", "competitors"])
+    feedback = feedback.assign(reasons=feedback["reasons"].map(";".join))
+    paths = {}
+    for name, frame in (("customers", tables.customers), ("feedback", feedback),
+                        ("tickets", tables.tickets), ("outcomes", tables.outcomes)):
+        paths[name] = directory / f"{name}.csv"
+        frame.to_csv(paths[name], index=False)
+    return paths
+
+
+@pytest.mark.slow
+def test_train_score_and_evaluate_from_files(tmp_path):
+    paths = _write_tables(simulate(500, seed=21), tmp_path)
+    tables = [f"--{name}={path}" for name, path in paths.items()]
+    model_dir = tmp_path / "model"
+    trained = runner.invoke(app, ["train", "churn", *tables, "-o", str(model_dir)])
+    assert trained.exit_code == 0, trained.output
+    card = json.loads((model_dir / "model_card.json").read_text())
+    assert card["data"]["source"] == "user tables" and card["metrics"]["roc_auc"] > 0.5
+
+    out = tmp_path / "scores.csv"
+    scored = runner.invoke(app, ["churn", "score", "-m", str(model_dir), *tables[:3], "--capacity", "10",
+                                 "-o", str(out)])
+    assert scored.exit_code == 0, scored.output
+    scores = pd.read_csv(out, keep_default_na=False)
+    assert list(scores.columns) == ["customer_id", "probability", "tier", "reasons"]
+    assert (scores["tier"] == "high").sum() == 10 and scores["probability"].is_monotonic_decreasing
+    assert scores.loc[scores["tier"] == "high", "reasons"].str.len().min() > 0
+
+    evaluated = runner.invoke(app, ["churn", "evaluate", "-m", str(model_dir), "--simulate", "300",
+                                    "--seed", "4", "--no-text"])
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert 0 < metrics["roc_auc"] <= 1 and metrics["cutoffs"] > 1
+
+
+def test_simulated_scoring_with_the_default_model_writes_jsonl(tmp_path):
+    out = tmp_path / "scores.jsonl"
+    result = runner.invoke(app, ["churn", "score", "--simulate", "150", "--no-text", "--threshold", "0.2",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and set(rows[0]) == {"customer_id", "probability", "tier", "reasons"}
+    assert all(isinstance(r["reasons"], list) for r in rows)
+
+
+def test_bad_tables_and_bad_models_fail_with_a_clear_message(tmp_path):
+    paths = _write_tables(simulate(60, seed=2), tmp_path)
+    feedback = pd.read_csv(paths["feedback"])
+    feedback.loc[3, "nps"] = 11
+    feedback.to_csv(paths["feedback"], index=False)
+    tables = [f"--{name}={path}" for name, path in paths.items()]
+    result = runner.invoke(app, ["train", "churn", *tables, "-o", str(tmp_path / "m"), "--no-text"])
+    assert result.exit_code == 2
+    assert "feedback: row 3, column 'nps': 11 is not an integer in [0, 10]" in result.output
+
+    result = runner.invoke(app, ["churn", "score", "-m", str(tmp_path), "--simulate", "60", "-o",
+                                 str(tmp_path / "s.csv")])
+    assert result.exit_code == 2 and "no model_card.json" in result.output
