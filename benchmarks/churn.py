@@ -135,11 +135,14 @@ def nps_verbatims(data_dir: Path, analyzer, cache_dir: Path) -> dict:
 
 def timing(customers: int) -> dict:
     """Train (one cutoff) and score (probabilities, tiers and explanations) ``customers`` simulated customers."""
-    sim = simulate(customers, seed=3)
+    sim = simulate(int(customers * 1.6), seed=3)
     cutoff = sim.end - pd.Timedelta(days=91)
     started = time.perf_counter()
     x, y, _ = training_frame(sim.tables, [cutoff], REASON_IDS, observed_until=sim.end)
     features_s = time.perf_counter() - started
+    if len(x) < customers:
+        raise ValueError(f"only {len(x)} simulated customers are active at {cutoff.date()}")
+    x, y = x.iloc[:customers], y.iloc[:customers]
     started = time.perf_counter()
     model = ChurnModel(calibration="sigmoid").fit(x, y, groups=x.index)
     train_s = time.perf_counter() - started

@@ -55,15 +55,34 @@ def contributions(model, features: pd.DataFrame, groups: dict[str, list[str]] | 
     for start in range(0, len(features), chunk):
         part = features.iloc[start:start + chunk].reset_index(drop=True)
         base = model.risk_score(part)
-        copies = []
-        for name in names:
-            copy = part.copy()
-            for column in groups[name]:
-                copy[column] = reference[column]
-            copies.append(copy)
-        occluded = model.risk_score(pd.concat(copies, ignore_index=True)).reshape(len(names), len(part))
-        out[start:start + len(part)] = (base[None, :] - occluded).T
+        copies, where = [], []
+        for j, name in enumerate(names):
+            rows = np.flatnonzero(_differs(part, groups[name], reference))
+            if rows.size:
+                copy = part.iloc[rows].copy()
+                for column in groups[name]:
+                    copy[column] = reference[column]
+                copies.append(copy)
+                where.append((j, rows))
+        if copies:
+            occluded = model.risk_score(pd.concat(copies, ignore_index=True))
+            offset = 0
+            for j, rows in where:
+                out[start + rows, j] = base[rows] - occluded[offset:offset + rows.size]
+                offset += rows.size
     return pd.DataFrame(out, index=features.index, columns=names)
+
+
+def _differs(frame: pd.DataFrame, columns: list[str], reference: dict) -> np.ndarray:
+    """Rows where any of ``columns`` differs from the reference (missing equals missing)."""
+    differs = np.zeros(len(frame), dtype=bool)
+    for column in columns:
+        values, ref = frame[column], reference[column]
+        if _missing(ref):
+            differs |= values.notna().to_numpy()
+        else:
+            differs |= (values.isna() | (values != ref)).to_numpy()
+    return differs
 
 
 def _n(value) -> int:
