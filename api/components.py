@@ -31,7 +31,20 @@ def build_language_detector(settings: Settings) -> LanguageDetector:
     return LanguageDetector(settings.languages, min_confidence=settings.language_min_confidence)
 
 
+def build_topic_tagger(settings: Settings):
+    """The fitted topic model at ``settings.topic_model_dir``, or None when none was fitted yet."""
+    from nlp.topics.model import TopicModel
+
+    if not TopicModel.exists(settings.topic_model_dir):
+        return None
+    from nlp.topics.tagger import TopicTagger
+
+    return TopicTagger.load(settings.topic_model_dir)
+
+
 def build_analyzer(settings: Settings, encoder: Encoder | None = None) -> FeedbackAnalyzer:
     """The full feedback pipeline with every default head."""
     encoder = encoder or build_encoder(settings)
-    return FeedbackAnalyzer(encoder, build_language_detector(settings))
+    return FeedbackAnalyzer(
+        encoder, build_language_detector(settings), topics=build_topic_tagger(settings)
+    )

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     sentiment_model: str = Field(
         "builtin", description="'builtin' (shipped with cxm) or a directory saved by `cxm train`."
     )
+    topic_model: Path | None = Field(
+        None,
+        description="Directory saved by `cxm topics fit` (default: model_dir/topics); used when present.",
+    )
     languages: list[str] = ["en", "sv", "pl"]
     language_min_confidence: float = Field(0.5, ge=0, le=1)
     batch_size: int = Field(32, ge=1, le=1024)
@@ -78,6 +82,10 @@ class Settings(BaseSettings):
         description="Personal data replaced by a placeholder before storage or analysis.",
     )
     risk_threshold: float = Field(0.6, ge=0, le=1, description="Churn probability that opens a case.")
+
+    @property
+    def topic_model_dir(self) -> Path:
+        return self.topic_model or self.model_dir / "topics"
 
     @field_validator("languages")
     @classmethod
