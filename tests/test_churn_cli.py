@@ -38,7 +38,7 @@ def test_train_score_and_evaluate_from_files(tmp_path):
 
     out = tmp_path / "scores.csv"
     scored = runner.invoke(app, ["churn", "score", "-m", str(model_dir), *tables[:3], "--capacity", "10",
-                                 "-o", str(out)])
+                                 "--no-text", "-o", str(out)])
     assert scored.exit_code == 0, scored.output
     scores = pd.read_csv(out, keep_default_na=False)
     assert list(scores.columns) == ["customer_id", "probability", "tier", "reasons"]
