@@ -1,0 +1,161 @@
+"""The FastAPI application: ``create_app`` wires settings, database, models and routes.
+
+Models load once in ``lifespan`` (or are handed in, as the tests do to share them); inference
+runs off the event loop; pending analyses are retried in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import TypeAdapter
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from api.auth import RateLimiter
+from api.db.engine import make_engine, make_sessionmaker, migrate
+from api.errors import error_response, install_error_handlers
+from api.pii import PiiRedactor
+from api.routes import admin, cases, customers, feedback, health, metrics
+from api.schemas.feedback import FeedbackItem
+from api.runtime import MicroBatcher, Models, Runtime
+from api.services.analysis import model_versions, retry_pending
+from api.settings import Settings, get_settings
+
+log = logging.getLogger("cxm.api")
+
+
+def load_models(settings: Settings) -> Models:
+    """The analyzer from ``api.components`` and the churn model (``churn.persistence``)."""
+    from api.components import build_analyzer
+    from churn.persistence import load_model
+
+    return Models(analyzer=build_analyzer(settings), churn_model=load_model())
+
+
+async def _retry_loop(runtime: Runtime) -> None:
+    settings = runtime.settings
+    while True:
+        await asyncio.sleep(settings.analysis_retry_interval_s)
+
+        def once():
+            with runtime.sessions() as session:
+                return retry_pending(session, runtime.models.analyzer, runtime.versions,
+                                     settings.analysis_max_attempts)
+
+        try:
+            await asyncio.to_thread(once)
+        except Exception:
+            log.exception("retrying pending analyses failed; trying again later")
+
+
+class BodyLimit:
+    """413 for request bodies over ``max_bytes`` (declared or streamed), before anything reads them."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = error_response(413, "payload_too_large", f"request body over {self.max_bytes} bytes")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await too_large(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await too_large(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _instrument(app: FastAPI) -> None:
+    registry = CollectorRegistry()
+    app.state.prometheus = registry
+    requests = Counter("cxm_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry)
+    latency = Histogram("cxm_http_request_seconds", "HTTP request latency", ["method", "route"], registry=registry)
+
+    @app.middleware("http")
+    async def measure(request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        latency.labels(request.method, path).observe(time.perf_counter() - started)
+        requests.labels(request.method, path, str(response.status_code)).inc()
+        return response
+
+
+def _openapi(app: FastAPI):
+    """The generated spec plus the feedback item schemas the batch endpoint validates one by one."""
+
+    def build() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            items = TypeAdapter(FeedbackItem).json_schema(ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(items.get("$defs", {}))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return build
+
+
+def create_app(settings: Settings | None = None, *, models: Models | None = None) -> FastAPI:
+    """The app; ``models`` (already loaded) skips loading them in ``lifespan``."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = make_engine(settings.database_url)
+        await asyncio.to_thread(migrate, engine)
+        loaded = models or await asyncio.to_thread(load_models, settings)
+        runtime = Runtime(
+            settings=settings, engine=engine, sessions=make_sessionmaker(engine), models=loaded,
+            redactor=PiiRedactor(settings.pii_redact),
+            limiter=RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst),
+            batcher=MicroBatcher(loaded.analyzer, settings.analyze_batch_wait_ms / 1000, settings.analyze_max_batch),
+            versions=model_versions(settings, loaded.analyzer),
+        )
+        runtime.batcher.start()
+        app.state.runtime = runtime
+        retrying = (asyncio.create_task(_retry_loop(runtime)) if settings.analysis_retry_interval_s > 0 else None)
+        try:
+            yield
+        finally:
+            if retrying is not None:
+                retrying.cancel()
+                await asyncio.gather(retrying, return_exceptions=True)
+            await runtime.batcher.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="cxm",
+        version="1",
+        summary="Feedback mining, churn risk and the triage queue for CX teams (en/sv/pl), offline.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    _instrument(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    for module in (health, feedback, customers, cases, metrics, admin):
+        app.include_router(module.router)
+    app.openapi = _openapi(app)
+    return app

@@ -1,0 +1,92 @@
+"""API keys with roles: only a SHA-256 of each 256-bit random key is stored.
+
+A fast hash is enough here: the keys are random, not passwords, so they cannot be guessed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy.orm import Session
+
+from api.db import queries
+from api.db.models import ROLES, ApiKey
+from api.errors import ApiError
+
+KEY_PREFIX = "cxm_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the audit trail records ``name``."""
+
+    key_id: int
+    name: str
+    role: str
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_api_key(session: Session, name: str, role: str) -> tuple[ApiKey, str]:
+    """Store a new key and return it with its secret (shown once, never stored)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose from {ROLES}")
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = queries.add_api_key(
+        session, ApiKey(name=name, role=role, key_hash=hash_key(secret), prefix=secret[:10])
+    )
+    return key, secret
+
+
+def revoke_api_key(session: Session, key_id: int) -> ApiKey | None:
+    key = queries.get_api_key(session, key_id)
+    if key is not None and key.revoked_at is None:
+        key.revoked_at = datetime.now(timezone.utc)
+    return key
+
+
+def authenticate(session: Session, secret: str | None) -> Principal:
+    if not secret:
+        raise ApiError(401, "unauthenticated", "missing API key (X-API-Key header)",
+                       headers={"WWW-Authenticate": "ApiKey"})
+    key = queries.api_key_by_hash(session, hash_key(secret))
+    if key is None or key.revoked_at is not None:
+        raise ApiError(401, "unauthenticated", "unknown or revoked API key",
+                       headers={"WWW-Authenticate": "ApiKey"})
+    return Principal(key.id, key.name, key.role)
+
+
+def authorize(principal: Principal, roles: tuple[str, ...]) -> None:
+    if principal.role not in roles:
+        raise ApiError(
+            403, "forbidden", f"role {principal.role!r} may not do this; needs one of {list(roles)}"
+        )
+
+
+class RateLimiter:
+    """Token bucket per key: ``rate_per_minute`` sustained, ``burst`` at once."""
+
+    def __init__(self, rate_per_minute: int, burst: int):
+        self.rate = rate_per_minute / 60.0
+        self.burst = float(burst)
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key_id: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key_id, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1.0:
+                self._buckets[key_id] = (tokens, now)
+                retry = max(1, int((1.0 - tokens) / self.rate + 0.999))
+                raise ApiError(429, "rate_limited", "rate limit exceeded for this API key",
+                               headers={"Retry-After": str(retry)})
+            self._buckets[key_id] = (tokens - 1.0, now)

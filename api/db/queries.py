@@ -1,0 +1,288 @@
+"""All SQL lives here: services call these functions and never build queries themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session, selectinload
+
+from api.db.models import (
+    OPEN_CASE_STATUSES,
+    ApiKey,
+    Case,
+    CaseEvent,
+    Customer,
+    Feedback,
+    RiskScore,
+    Ticket,
+)
+
+
+def ping(session: Session) -> None:
+    session.execute(text("SELECT 1"))
+
+
+# Customers and feedback
+
+
+def existing_external_ids(session: Session, external_ids: Iterable[str]) -> dict[str, int]:
+    ids = list(external_ids)
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Feedback.external_id, Feedback.id).where(Feedback.external_id.in_(ids[start : start + 500]))
+        )
+        found.update({external_id: fid for external_id, fid in rows})
+    return found
+
+
+def upsert_customers(session: Session, attributes: dict[str, dict[str, Any]]) -> None:
+    """Create missing customers and merge newer segment attributes into existing ones."""
+    existing = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(list(attributes))))}
+    for customer_id, attrs in attributes.items():
+        customer = existing.get(customer_id)
+        if customer is None:
+            session.add(Customer(id=customer_id, attributes=dict(attrs), needs_scoring=True))
+        else:
+            customer.attributes = {**customer.attributes, **attrs}
+            customer.needs_scoring = True
+
+
+def add_feedback(session: Session, feedback: Feedback, ticket: Ticket | None) -> None:
+    session.add(feedback)
+    if ticket is not None:
+        feedback.ticket = ticket
+    session.flush()
+
+
+def feedback_to_analyse(session: Session, max_attempts: int, limit: int) -> list[Feedback]:
+    return list(
+        session.scalars(
+            select(Feedback)
+            .where(Feedback.status == "pending", Feedback.attempts < max_attempts)
+            .order_by(Feedback.id)
+            .limit(limit)
+        )
+    )
+
+
+def feedback_by_ids(session: Session, ids: Sequence[int]) -> list[Feedback]:
+    return list(session.scalars(select(Feedback).where(Feedback.id.in_(list(ids))).order_by(Feedback.id)))
+
+
+def requeue_failed(session: Session) -> int:
+    result = session.execute(
+        update(Feedback).where(Feedback.status == "failed").values(status="pending", attempts=0)
+    )
+    return result.rowcount or 0
+
+
+def mark_customers_for_scoring(session: Session, customer_ids: Iterable[str]) -> None:
+    ids = sorted(set(customer_ids))
+    if ids:
+        session.execute(update(Customer).where(Customer.id.in_(ids)).values(needs_scoring=True))
+
+
+def get_customer(session: Session, customer_id: str) -> Customer | None:
+    return session.get(Customer, customer_id)
+
+
+def customer_feedback(session: Session, customer_ids: Sequence[str]) -> list[Feedback]:
+    """Every feedback row (with its ticket) of these customers, newest first."""
+    return list(
+        session.scalars(
+            select(Feedback)
+            .options(selectinload(Feedback.ticket))
+            .where(Feedback.customer_id.in_(list(customer_ids)))
+            .order_by(Feedback.created_at.desc(), Feedback.id.desc())
+        )
+    )
+
+
+def customers_to_score(session: Session, only_flagged: bool = True) -> list[Customer]:
+    query = select(Customer).order_by(Customer.id)
+    if only_flagged:
+        query = query.where(Customer.needs_scoring.is_(True))
+    return list(session.scalars(query))
+
+
+# Metrics and topics
+
+
+def scored_feedback(
+    session: Session, column: str, start: datetime | None, end: datetime | None
+) -> list[tuple[Feedback, Customer]]:
+    """Feedback carrying a value in ``column`` (nps, csat, ces), with its customer."""
+    query = select(Feedback, Customer).join(Customer, Customer.id == Feedback.customer_id)
+    query = query.where(getattr(Feedback, column).is_not(None))
+    return list(session.execute(_period(query, Feedback.created_at, start, end)).tuples())
+
+
+def tickets(
+    session: Session, start: datetime | None, end: datetime | None
+) -> list[tuple[Ticket, Feedback, Customer]]:
+    query = (
+        select(Ticket, Feedback, Customer)
+        .join(Feedback, Feedback.id == Ticket.feedback_id)
+        .join(Customer, Customer.id == Ticket.customer_id)
+    )
+    return list(session.execute(_period(query, Ticket.opened_at, start, end)).tuples())
+
+
+def analysed_feedback(session: Session, start: datetime | None, end: datetime | None) -> list[Feedback]:
+    query = select(Feedback).where(Feedback.status == "analysed", Feedback.analysis.is_not(None))
+    return list(session.scalars(_period(query, Feedback.created_at, start, end)))
+
+
+def _period(query, column, start: datetime | None, end: datetime | None):
+    if start is not None:
+        query = query.where(column >= start)
+    if end is not None:
+        query = query.where(column < end)
+    return query
+
+
+# Risk and triage
+
+
+def upsert_risk(session: Session, score: RiskScore) -> None:
+    session.merge(score)
+
+
+def get_risk(session: Session, customer_id: str) -> RiskScore | None:
+    return session.get(RiskScore, customer_id)
+
+
+def current_cases(session: Session, customer_ids: Sequence[str]) -> dict[str, Case]:
+    cases: dict[str, Case] = {}
+    rows = session.scalars(
+        select(Case).where(Case.customer_id.in_(list(customer_ids))).order_by(Case.id)
+    )
+    for case in rows:
+        held = cases.get(case.customer_id)
+        if held is None or held.status not in OPEN_CASE_STATUSES:
+            cases[case.customer_id] = case
+    return cases
+
+
+def triage_queue(
+    session: Session,
+    *,
+    tiers: Sequence[str],
+    segments: dict[str, str],
+    statuses: Sequence[str],
+    assignee: str | None,
+    min_probability: float | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[tuple[RiskScore, Customer, Case | None]], int]:
+    """Customers ranked by risk with their current case; filters apply before paging."""
+    newest = (
+        select(Case.customer_id, func.max(Case.id).label("case_id"))
+        .group_by(Case.customer_id)
+        .subquery()
+    )
+    open_case = (
+        select(Case.customer_id, Case.id.label("case_id"))
+        .where(Case.status.in_(OPEN_CASE_STATUSES))
+        .subquery()
+    )
+    case_id = func.coalesce(open_case.c.case_id, newest.c.case_id)
+    query = (
+        select(RiskScore, Customer, Case)
+        .join(Customer, Customer.id == RiskScore.customer_id)
+        .outerjoin(open_case, open_case.c.customer_id == RiskScore.customer_id)
+        .outerjoin(newest, newest.c.customer_id == RiskScore.customer_id)
+        .outerjoin(Case, Case.id == case_id)
+    )
+    if tiers:
+        query = query.where(RiskScore.tier.in_(list(tiers)))
+    if min_probability is not None:
+        query = query.where(RiskScore.probability >= min_probability)
+    for key, value in segments.items():
+        query = query.where(Customer.attributes[key].as_string() == value)
+    if statuses:
+        wanted = [s for s in statuses if s != "none"]
+        condition = Case.status.in_(wanted)
+        if "none" in statuses:
+            condition = condition | Case.id.is_(None)
+        query = query.where(condition)
+    if assignee is not None:
+        query = query.where(Case.assignee == assignee)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.execute(
+        query.order_by(RiskScore.probability.desc(), RiskScore.customer_id).limit(limit).offset(offset)
+    ).tuples()
+    return list(rows), int(total or 0)
+
+
+def latest_texts(session: Session, customer_ids: Sequence[str], per_customer: int) -> dict[str, list[Feedback]]:
+    found: dict[str, list[Feedback]] = {c: [] for c in customer_ids}
+    rows = session.scalars(
+        select(Feedback)
+        .where(Feedback.customer_id.in_(list(customer_ids)), Feedback.text.is_not(None))
+        .order_by(Feedback.created_at.desc(), Feedback.id.desc())
+    )
+    for row in rows:
+        bucket = found[row.customer_id]
+        if len(bucket) < per_customer:
+            bucket.append(row)
+    return found
+
+
+# Cases
+
+
+def open_case(session: Session, customer_id: str) -> Case | None:
+    return session.scalar(
+        select(Case).where(Case.customer_id == customer_id, Case.status.in_(OPEN_CASE_STATUSES))
+    )
+
+
+def customers_with_open_cases(session: Session) -> set[str]:
+    return set(session.scalars(select(Case.customer_id).where(Case.status.in_(OPEN_CASE_STATUSES))))
+
+
+def get_case(session: Session, case_id: int, *, lock: bool = False) -> Case | None:
+    query = select(Case).options(selectinload(Case.events)).where(Case.id == case_id)
+    if lock:
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def customer_cases(session: Session, customer_id: str) -> list[Case]:
+    return list(session.scalars(select(Case).where(Case.customer_id == customer_id).order_by(Case.id.desc())))
+
+
+def add_case(session: Session, case: Case, event: CaseEvent) -> None:
+    case.events.append(event)
+    session.add(case)
+    session.flush()
+
+
+def add_case_event(session: Session, case: Case, event: CaseEvent) -> None:
+    case.events.append(event)
+
+
+# API keys
+
+
+def add_api_key(session: Session, key: ApiKey) -> ApiKey:
+    session.add(key)
+    session.flush()
+    return key
+
+
+def api_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def get_api_key(session: Session, key_id: int) -> ApiKey | None:
+    return session.get(ApiKey, key_id)

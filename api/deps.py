@@ -1,0 +1,62 @@
+"""Named dependencies the routes declare: session, caller (authenticated, rate-limited, role-checked), models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+from sqlalchemy.orm import Session
+
+from api.auth import Principal, authenticate, authorize
+from api.runtime import Runtime
+
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A key made by `cxm keys create`.")
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_analyzer(runtime: RuntimeDep):
+    """The loaded analyzer (tests override this dependency to inject a failing one)."""
+    return runtime.models.analyzer
+
+
+AnalyzerDep = Annotated[object, Depends(get_analyzer)]
+
+
+def caller(runtime: RuntimeDep, session: SessionDep, key: Annotated[str | None, Security(_api_key)]) -> Principal:
+    principal = authenticate(session, key)
+    runtime.limiter.check(principal.key_id)
+    return principal
+
+
+def require(*roles: str):
+    """Dependency: the caller's key must have one of ``roles`` (admin may do everything)."""
+    allowed = tuple(dict.fromkeys((*roles, "admin")))
+
+    def check(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+        authorize(principal, allowed)
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require("viewer", "agent"))]
+Agent = Annotated[Principal, Depends(require("agent"))]
+Ingest = Annotated[Principal, Depends(require("ingest"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+Analyst = Annotated[Principal, Depends(require("agent", "ingest", "viewer"))]

@@ -1,0 +1,66 @@
+"""Admin: API keys, re-scoring (`flag`) and re-trying pending analyses."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+from fastapi.concurrency import run_in_threadpool
+
+from api.auth import create_api_key, revoke_api_key
+from api.db import queries
+from api.deps import Admin, AnalyzerDep, RuntimeDep, SessionDep
+from api.errors import ApiError
+from api.schemas.admin import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyPublic, FlagResult, RetryResult
+from api.schemas.common import ERROR_RESPONSES
+from api.services.analysis import retry_pending
+from api.services.risk import flag
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
+
+
+def _public(key) -> ApiKeyPublic:
+    return ApiKeyPublic(id=key.id, name=key.name, role=key.role, prefix=key.prefix,
+                        created_at=key.created_at, revoked_at=key.revoked_at)
+
+
+@router.post("/keys", response_model=ApiKeyCreated, status_code=201, summary="Create an API key (shown once)")
+def create_key(payload: ApiKeyCreate, session: SessionDep, _: Admin) -> ApiKeyCreated:
+    key, secret = create_api_key(session, payload.name, payload.role)
+    session.commit()
+    return ApiKeyCreated(**_public(key).model_dump(), key=secret)
+
+
+@router.get("/keys", response_model=ApiKeyList, summary="List API keys (no secrets)")
+def list_keys(session: SessionDep, _: Admin) -> ApiKeyList:
+    return ApiKeyList(items=[_public(k) for k in queries.list_api_keys(session)])
+
+
+@router.delete("/keys/{key_id}", response_model=ApiKeyPublic, summary="Revoke an API key")
+def revoke_key(session: SessionDep, _: Admin, key_id: int = Path(ge=1, le=2**31 - 1)) -> ApiKeyPublic:
+    key = revoke_api_key(session, key_id)
+    if key is None:
+        raise ApiError(404, "not_found", f"no API key {key_id}")
+    session.commit()
+    return _public(key)
+
+
+@router.post("/flag", response_model=FlagResult, summary="Re-score customers with new feedback; open cases")
+async def flag_customers(runtime: RuntimeDep, principal: Admin, rescore_all: bool = False) -> FlagResult:
+    def run():
+        with runtime.sessions() as session:
+            return flag(session, runtime.models.churn_model, runtime.settings.risk_threshold,
+                        actor=principal.name, rescore_all=rescore_all)
+
+    outcome = await run_in_threadpool(run)
+    return FlagResult(**vars(outcome))
+
+
+@router.post("/retry-analysis", response_model=RetryResult, summary="Analyse pending feedback now")
+async def retry(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Admin, include_failed: bool = False) -> RetryResult:
+    def run():
+        with runtime.sessions() as session:
+            return retry_pending(session, analyzer, runtime.versions, runtime.settings.analysis_max_attempts,
+                                 include_failed=include_failed)
+
+    attempted, outcome = await run_in_threadpool(run)
+    return RetryResult(attempted=attempted, analysed=outcome.analysed, still_pending=outcome.pending,
+                       failed=outcome.failed)

@@ -1,0 +1,65 @@
+"""POST /v1/feedback and POST /v1/analyze."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import Analyst, AnalyzerDep, Ingest, RuntimeDep
+from api.errors import ApiError
+from api.schemas.analysis import AnalysisPublic, AnalyzeIn, AnalyzeOut, AnalyzeResult
+from api.schemas.common import ERROR_RESPONSES
+from api.schemas.feedback import FeedbackBatchResult, SocialFeedback, SurveyFeedback, TicketFeedback
+from api.services.ingestion import ingest
+
+router = APIRouter(prefix="/v1", tags=["feedback"], responses=ERROR_RESPONSES)
+
+ITEM_SCHEMA = {"oneOf": [{"$ref": f"#/components/schemas/{m.__name__}"}
+                         for m in (SurveyFeedback, SocialFeedback, TicketFeedback)]}
+
+
+@router.post(
+    "/feedback",
+    response_model=FeedbackBatchResult,
+    summary="Store one feedback item or a batch; idempotent on external_id",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+        ITEM_SCHEMA, {"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "minItems": 1, "items": ITEM_SCHEMA}}}]}}}}},
+)
+async def post_feedback(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Ingest,
+                        body: Any = Body(..., include_in_schema=False)) -> FeedbackBatchResult:
+    """Each item is validated on its own: good ones are stored (raw, redacted) before analysis,
+    bad ones come back ``rejected`` with the reason; re-sent ``external_id``s are ``duplicate``."""
+    if isinstance(body, dict) and "items" in body and "kind" not in body:
+        items = body["items"]
+        if not isinstance(items, list) or not items:
+            raise ApiError(422, "validation_error", "items must be a non-empty list")
+    elif isinstance(body, dict):
+        items = [body]
+    else:
+        raise ApiError(422, "validation_error", "body must be one feedback object or {\"items\": [...]}")
+    limit = runtime.settings.api_max_batch
+    if len(items) > limit:
+        raise ApiError(413, "batch_too_large", f"{len(items)} items; at most {limit} per request")
+    settings = runtime.settings
+    return await run_in_threadpool(
+        ingest, runtime.sessions, items, runtime.redactor,
+        analyzer if settings.analyze_on_ingest else None, runtime.versions, settings.analysis_max_attempts)
+
+
+@router.post("/analyze", response_model=AnalyzeOut, tags=["analysis"],
+             summary="Analyse texts without storing them")
+async def analyze(payload: AnalyzeIn, runtime: RuntimeDep, analyzer: AnalyzerDep, _: Analyst) -> AnalyzeOut:
+    redactions = runtime.redactor.redact(payload.texts)
+    texts = [r.text for r in redactions]
+    if analyzer is runtime.models.analyzer:
+        results = await runtime.batcher.analyze(texts)
+    else:
+        results = await run_in_threadpool(analyzer.analyze, texts)
+    return AnalyzeOut(
+        results=[AnalyzeResult(redactions=r.counts, analysis=AnalysisPublic.model_validate(a.to_dict()))
+                 for r, a in zip(redactions, results)],
+        model_versions=runtime.versions,
+    )

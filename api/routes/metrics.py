@@ -1,0 +1,65 @@
+"""CX metrics by period and segment, and topic trends (dashboards)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import SessionDep, Viewer
+from api.errors import ApiError
+from api.schemas.common import ERROR_RESPONSES
+from api.schemas.metrics import MetricName, MetricPublic, Period
+from api.schemas.topics import EmergingTopics, TopicList, TopicPeriod, TopicTrends
+from api.services import metrics, topics
+
+router = APIRouter(prefix="/v1", tags=["metrics"], responses=ERROR_RESPONSES)
+
+Start = Annotated[datetime | None, Query(description="Inclusive, ISO 8601 (UTC if no zone).")]
+End = Annotated[datetime | None, Query(description="Exclusive, ISO 8601.")]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _window(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    start, end = _utc(start), _utc(end)
+    if start is not None and end is not None and start >= end:
+        raise ApiError(422, "validation_error", "start must be before end")
+    return start, end
+
+
+@router.get("/metrics/{metric}", response_model=MetricPublic, summary="NPS, CSAT, CES, FRT, ART or FCR")
+def metric(
+    metric: MetricName,
+    session: SessionDep,
+    _: Viewer,
+    period: Period = "month",
+    by: Annotated[str | None, Query(max_length=64, description="Segment attribute or 'channel'.")] = None,
+    start: Start = None,
+    end: End = None,
+) -> MetricPublic:
+    return metrics.compute(session, metric, period, by, *_window(start, end))
+
+
+@router.get("/topics", response_model=TopicList, tags=["topics"], summary="Topic counts and sentiment")
+def topic_list(session: SessionDep, _: Viewer, start: Start = None, end: End = None) -> TopicList:
+    return topics.topics(session, *_window(start, end))
+
+
+@router.get("/topics/trends", response_model=TopicTrends, tags=["topics"], summary="Topic share per period")
+def topic_trends(session: SessionDep, _: Viewer, period: TopicPeriod = "week",
+                 start: Start = None, end: End = None) -> TopicTrends:
+    return topics.trends(session, period, *_window(start, end))
+
+
+@router.get("/topics/emerging", response_model=EmergingTopics, tags=["topics"],
+            summary="Topics whose share in the latest period jumps above their baseline")
+def topic_emerging(session: SessionDep, _: Viewer, period: TopicPeriod = "month",
+                   baseline_periods: Annotated[int, Query(ge=1, le=24)] = 3,
+                   min_count: Annotated[int, Query(ge=1, le=100_000)] = 5) -> EmergingTopics:
+    return topics.emerging(session, period, baseline_periods, min_count)

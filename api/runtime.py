@@ -1,0 +1,85 @@
+"""What the app holds while it runs: loaded models, the database, the rate limiter, the micro-batcher."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from api.auth import RateLimiter
+from api.pii import PiiRedactor
+from api.settings import Settings
+from nlp.results import Analysis
+
+
+@dataclass
+class Models:
+    """Loaded once per process (lifespan) and shared by every request; tests share one per session."""
+
+    analyzer: object
+    churn_model: object
+
+
+class MicroBatcher:
+    """Concurrent analyze calls wait up to ``wait_s`` to share one analyzer call, run off the event loop."""
+
+    def __init__(self, analyzer, wait_s: float, max_batch: int):
+        self.analyzer, self.wait_s, self.max_batch = analyzer, wait_s, max_batch
+        self._queue: asyncio.Queue | None = None
+        self._worker: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._worker = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+
+    async def analyze(self, texts: Sequence[str]) -> list[Analysis]:
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((list(texts), future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self._queue.get()]
+            deadline = loop.time() + self.wait_s
+            while sum(len(t) for t, _ in jobs) < self.max_batch:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    jobs.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except asyncio.TimeoutError:
+                    break
+            texts = [t for job, _ in jobs for t in job]
+            try:
+                results = await asyncio.to_thread(self.analyzer.analyze, texts)
+            except Exception as exc:  # every waiting caller hears about the failure
+                for _, future in jobs:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for job, future in jobs:
+                if not future.done():
+                    future.set_result(results[start:start + len(job)])
+                start += len(job)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker
+    models: Models
+    redactor: PiiRedactor
+    limiter: RateLimiter
+    batcher: MicroBatcher
+    versions: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,49 @@
+"""API keys and maintenance jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+Role = Literal["viewer", "agent", "ingest", "admin"]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    role: Role
+
+
+class ApiKeyPublic(BaseModel):
+    id: int
+    name: str
+    role: Role
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str
+    """The secret, shown once: only its hash is stored."""
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyPublic]
+
+
+class FlagResult(BaseModel):
+    scored: int
+    cases_opened: int
+    already_open: int
+    model_version: str
+
+
+class RetryResult(BaseModel):
+    attempted: int
+    analysed: int
+    still_pending: int
+    failed: int

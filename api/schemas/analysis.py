@@ -1,0 +1,66 @@
+"""The analysis of one text, mirroring ``nlp.results.Analysis`` (extra heads pass through)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+
+class SentimentPublic(BaseModel):
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
+class SentenceSentimentPublic(BaseModel):
+    text: str
+    start: int
+    end: int
+    sentiment: SentimentPublic
+
+
+class ReasonPublic(BaseModel):
+    id: str
+    score: float
+
+
+class TopicPublic(BaseModel):
+    id: int
+    label: str
+    probability: float
+
+
+class SignalsPublic(BaseModel):
+    churn_intent: bool
+    competitors: list[str]
+    effort: float
+    urgency: float
+
+
+class AnalysisPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    language: str | None = None
+    sentiment: SentimentPublic | None = None
+    sentences: list[SentenceSentimentPublic] = []
+    reasons: list[ReasonPublic] = []
+    topics: list[TopicPublic] = []
+    signals: SignalsPublic | None = None
+    error: str | None = None
+
+
+class AnalyzeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[Annotated[str, StringConstraints(max_length=10_000)]] = Field(min_length=1, max_length=64)
+
+
+class AnalyzeResult(BaseModel):
+    redactions: dict[str, int]
+    analysis: AnalysisPublic
+
+
+class AnalyzeOut(BaseModel):
+    results: list[AnalyzeResult]
+    model_versions: dict[str, str]

@@ -1,0 +1,82 @@
+"""The triage queue and the unified customer profile."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from api.schemas.analysis import ReasonPublic, SentimentPublic, TopicPublic
+from api.schemas.cases import CaseSummary
+from api.schemas.common import Page
+
+RiskTier = Literal["low", "medium", "high"]
+
+
+class RiskPublic(BaseModel):
+    probability: float
+    tier: RiskTier
+    reasons: list[str]
+    model_version: str
+    computed_at: datetime
+
+
+class Excerpt(BaseModel):
+    feedback_id: int
+    at: datetime
+    channel: str
+    text: str
+
+
+class AtRiskCustomer(BaseModel):
+    customer_id: str
+    segments: dict[str, Any]
+    risk: RiskPublic
+    case: CaseSummary | None
+    latest_feedback: list[Excerpt]
+
+
+AtRiskPage = Page[AtRiskCustomer]
+
+
+class TicketPublic(BaseModel):
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    contacts: int | None
+    priority: str | None
+
+
+class TimelineEntry(BaseModel):
+    feedback_id: int
+    external_id: str
+    kind: Literal["survey", "social", "ticket"]
+    channel: str
+    at: datetime
+    text: str | None
+    nps: int | None
+    csat: int | None
+    ces: int | None
+    picked_reasons: list[str]
+    analysis_status: Literal["pending", "analysed", "failed"]
+    language: str | None
+    sentiment: SentimentPublic | None
+    reasons: list[ReasonPublic]
+    topics: list[TopicPublic]
+    ticket: TicketPublic | None
+
+
+class ScorePoint(BaseModel):
+    at: datetime
+    nps: int | None
+    csat: int | None
+    ces: int | None
+
+
+class CustomerProfile(BaseModel):
+    customer_id: str
+    segments: dict[str, Any]
+    risk: RiskPublic | None
+    cases: list[CaseSummary]
+    scores: list[ScorePoint]
+    timeline: list[TimelineEntry]

@@ -1,0 +1,112 @@
+"""Feedback as clients send it (survey answers, social posts, tickets) and per-item results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Channel = Literal["survey", "email", "chat", "phone", "social", "review", "app", "web", "store", "other"]
+SurveyType = Literal["relational", "transactional", "in-the-moment"]
+Priority = Literal["low", "normal", "high", "urgent"]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+SegmentValue = str | int | float | bool
+FeedbackText = Annotated[str, StringConstraints(max_length=10_000)]
+
+
+class _FeedbackBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
+        description="Client-chosen unique id: re-sending it is a no-op (idempotent ingestion)."
+    )
+    customer_id: Id
+    channel: Channel
+    timestamp: datetime = Field(description="When the customer gave the feedback (UTC if no zone).")
+    segments: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], SegmentValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Free segment attributes (region, plan, tenure band...) for metrics and filters.",
+    )
+
+
+class SurveyFeedback(_FeedbackBase):
+    """An NPS+/CSAT/CES survey answer: scores, picked reasons, optional open text."""
+
+    kind: Literal["survey"]
+    text: FeedbackText | None = None
+    survey_type: SurveyType = "relational"
+    nps: int | None = Field(None, ge=0, le=10)
+    csat: int | None = Field(None, ge=1, le=5)
+    ces: int | None = Field(None, ge=1, le=7)
+    reasons: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20, description="Reasons the customer picked (NPS+)."
+    )
+    journey_stage: Annotated[str, StringConstraints(max_length=64)] | None = None
+    touchpoint: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _has_content(self) -> SurveyFeedback:
+        if self.nps is None and self.csat is None and self.ces is None and not (self.text or "").strip():
+            raise ValueError("a survey answer needs at least one of nps, csat, ces or text")
+        return self
+
+
+class SocialFeedback(_FeedbackBase):
+    kind: Literal["social"]
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    platform: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class TicketFeedback(_FeedbackBase):
+    """A support ticket; its timestamps feed FRT, ART and FCR."""
+
+    kind: Literal["ticket"]
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    contacts: int | None = Field(None, ge=1, le=1000, description="Contacts needed to resolve it.")
+    priority: Priority | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TicketFeedback:
+        for name in ("first_response_at", "resolved_at"):
+            value = getattr(self, name)
+            if value is not None and _utc(value) < _utc(self.timestamp):
+                raise ValueError(f"{name} is before the ticket's timestamp")
+        return self
+
+
+def _utc(value: datetime) -> datetime:
+    from datetime import timezone
+
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+FeedbackItem = Annotated[SurveyFeedback | SocialFeedback | TicketFeedback, Field(discriminator="kind")]
+
+
+class FeedbackBatchIn(BaseModel):
+    """Items are validated one by one, so one bad item never sinks the batch.
+
+    Each item is a ``SurveyFeedback``, ``SocialFeedback`` or ``TicketFeedback`` (see schemas).
+    """
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+
+
+class ItemResult(BaseModel):
+    index: int
+    external_id: str | None
+    status: Literal["stored", "duplicate", "rejected"]
+    feedback_id: int | None = None
+    analysis_status: Literal["pending", "analysed", "failed"] | None = None
+    reason: str | None = None
+
+
+class FeedbackBatchResult(BaseModel):
+    stored: int
+    duplicates: int
+    rejected: int
+    items: list[ItemResult]

@@ -1,0 +1,57 @@
+"""Close the loop on a flagged customer: open -> acknowledged -> contacted -> resolved / dismissed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy.orm import Session
+
+from api.db import queries
+from api.db.models import Case, CaseEvent
+from api.errors import ApiError
+from api.schemas.cases import CaseUpdate
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "open": ("acknowledged", "dismissed"),
+    "acknowledged": ("contacted", "resolved", "dismissed"),
+    "contacted": ("resolved", "dismissed"),
+    "resolved": (),
+    "dismissed": (),
+}
+
+
+def get_case(session: Session, case_id: int) -> Case:
+    case = queries.get_case(session, case_id)
+    if case is None:
+        raise ApiError(404, "not_found", f"no case {case_id}")
+    return case
+
+
+def update_case(session: Session, case_id: int, change: CaseUpdate, actor: str) -> Case:
+    """Apply one change; each part (status, assignee, note) leaves its own audit event."""
+    case = queries.get_case(session, case_id, lock=True)
+    if case is None:
+        raise ApiError(404, "not_found", f"no case {case_id}")
+    now = datetime.now(timezone.utc)
+    fields = change.model_fields_set
+    if "status" in fields and change.status != case.status:
+        if change.status not in TRANSITIONS[case.status]:
+            raise ApiError(409, "invalid_transition",
+                           f"a case cannot go from {case.status!r} to {change.status!r}",
+                           {"from": case.status, "to": change.status, "allowed": list(TRANSITIONS[case.status])})
+        queries.add_case_event(session, case, CaseEvent(
+            actor=actor, action="status_changed", from_status=case.status, to_status=change.status, at=now))
+        case.status = change.status
+        if not TRANSITIONS[change.status]:
+            case.closed_at = now
+    elif "status" not in fields and not TRANSITIONS[case.status] and fields - {"note"}:
+        raise ApiError(409, "case_closed", f"case {case_id} is {case.status}; only notes can be added")
+    if "assignee" in fields and change.assignee != case.assignee:
+        queries.add_case_event(session, case, CaseEvent(
+            actor=actor, action="assigned" if change.assignee else "unassigned", assignee=change.assignee, at=now))
+        case.assignee = change.assignee
+    if change.note:
+        queries.add_case_event(session, case, CaseEvent(actor=actor, action="note", note=change.note, at=now))
+    case.updated_at = now
+    session.commit()
+    return queries.get_case(session, case_id)

@@ -1,0 +1,85 @@
+"""The triage queue and the unified customer profile, shaped for the HTTP schemas."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from api.db import queries
+from api.db.models import Case, Feedback, RiskScore
+from api.errors import ApiError
+from api.schemas.cases import CaseSummary
+from api.schemas.customers import (
+    AtRiskCustomer,
+    AtRiskPage,
+    CustomerProfile,
+    Excerpt,
+    RiskPublic,
+    ScorePoint,
+    TicketPublic,
+    TimelineEntry,
+)
+
+EXCERPT_CHARS = 280
+
+
+def _risk(risk: RiskScore | None) -> RiskPublic | None:
+    if risk is None:
+        return None
+    return RiskPublic(probability=risk.probability, tier=risk.tier, reasons=list(risk.reasons.get("items", [])),
+                      model_version=risk.model_version, computed_at=risk.computed_at)
+
+
+def _case(case: Case | None) -> CaseSummary | None:
+    if case is None:
+        return None
+    return CaseSummary(id=case.id, status=case.status, assignee=case.assignee,
+                       opened_at=case.opened_at, updated_at=case.updated_at)
+
+
+def at_risk(session: Session, *, tiers, segments, statuses, assignee, min_probability, limit, offset,
+            excerpts: int = 3) -> AtRiskPage:
+    rows, total = queries.triage_queue(session, tiers=tiers, segments=segments, statuses=statuses,
+                                       assignee=assignee, min_probability=min_probability,
+                                       limit=limit, offset=offset)
+    latest = queries.latest_texts(session, [risk.customer_id for risk, _, _ in rows], excerpts)
+    items = [
+        AtRiskCustomer(
+            customer_id=customer.id, segments=customer.attributes, risk=_risk(risk), case=_case(case),
+            latest_feedback=[Excerpt(feedback_id=f.id, at=f.created_at, channel=f.channel,
+                                     text=f.text[:EXCERPT_CHARS]) for f in latest[customer.id]],
+        )
+        for risk, customer, case in rows
+    ]
+    return AtRiskPage(items=items, total=total, limit=limit, offset=offset)
+
+
+def _entry(row: Feedback) -> TimelineEntry:
+    analysis = row.analysis or {}
+    ticket = row.ticket
+    return TimelineEntry(
+        feedback_id=row.id, external_id=row.external_id, kind=row.kind, channel=row.channel,
+        at=row.created_at, text=row.text, nps=row.nps, csat=row.csat, ces=row.ces,
+        picked_reasons=(row.survey or {}).get("reasons", []) if row.kind == "survey" else [],
+        analysis_status=row.status, language=analysis.get("language"),
+        sentiment=analysis.get("sentiment"), reasons=analysis.get("reasons", []),
+        topics=analysis.get("topics", []),
+        ticket=None if ticket is None else TicketPublic(
+            first_response_at=ticket.first_response_at, resolved_at=ticket.resolved_at,
+            contacts=ticket.contacts, priority=ticket.priority),
+    )
+
+
+def profile(session: Session, customer_id: str) -> CustomerProfile:
+    customer = queries.get_customer(session, customer_id)
+    if customer is None:
+        raise ApiError(404, "not_found", f"no customer {customer_id!r}")
+    rows = queries.customer_feedback(session, [customer_id])
+    return CustomerProfile(
+        customer_id=customer.id,
+        segments=customer.attributes,
+        risk=_risk(queries.get_risk(session, customer_id)),
+        cases=[_case(c) for c in queries.customer_cases(session, customer_id)],
+        scores=[ScorePoint(at=r.created_at, nps=r.nps, csat=r.csat, ces=r.ces)
+                for r in rows if (r.nps, r.csat, r.ces) != (None, None, None)],
+        timeline=[_entry(r) for r in rows],
+    )

@@ -1,0 +1,155 @@
+"""Store feedback first (redacted, idempotent on ``external_id``), then analyse it."""
+
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db import queries
+from api.db.models import Feedback, Ticket
+from api.pii import PiiRedactor
+from api.schemas.feedback import FeedbackBatchResult, FeedbackItem, ItemResult, TicketFeedback
+from api.services.analysis import Analyzer, analyse_rows
+
+_ITEM = TypeAdapter(FeedbackItem)
+
+
+def _reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("survey", "social", "ticket"))
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(parts)
+
+
+def _utc(value):
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def validate_items(raw: list[Any]) -> tuple[list[tuple[int, Any]], list[ItemResult]]:
+    """Split a batch into valid items and per-item rejections (in-batch repeats are duplicates)."""
+    valid, results, seen = [], [], set()
+    for index, item in enumerate(raw):
+        external_id = item.get("external_id") if isinstance(item, dict) else None
+        external_id = external_id if isinstance(external_id, str) else None
+        try:
+            parsed = _ITEM.validate_python(item)
+        except ValidationError as exc:
+            results.append(ItemResult(index=index, external_id=external_id, status="rejected", reason=_reason(exc)))
+            continue
+        if parsed.external_id in seen:
+            results.append(ItemResult(index=index, external_id=parsed.external_id, status="duplicate",
+                                      reason="repeated within this batch"))
+            continue
+        seen.add(parsed.external_id)
+        valid.append((index, parsed))
+    return valid, results
+
+
+def _rows(item, redactor: PiiRedactor) -> tuple[Feedback, Ticket | None]:
+    redaction = redactor.redact([item.text])[0]
+    survey = None
+    if item.kind == "survey":
+        survey = {
+            "survey_type": item.survey_type,
+            "reasons": item.reasons,
+            "journey_stage": item.journey_stage,
+            "touchpoint": item.touchpoint,
+        }
+    elif item.kind == "social":
+        survey = {"platform": item.platform} if item.platform else None
+    row = Feedback(
+        external_id=item.external_id,
+        customer_id=item.customer_id,
+        kind=item.kind,
+        channel=item.channel,
+        created_at=_utc(item.timestamp),
+        text=redaction.text or None,
+        segments=dict(item.segments),
+        survey=survey,
+        nps=getattr(item, "nps", None),
+        csat=getattr(item, "csat", None),
+        ces=getattr(item, "ces", None),
+        redactions=redaction.counts,
+        status="pending",
+        attempts=0,
+    )
+    ticket = None
+    if isinstance(item, TicketFeedback):
+        ticket = Ticket(
+            customer_id=item.customer_id,
+            opened_at=_utc(item.timestamp),
+            first_response_at=item.first_response_at and _utc(item.first_response_at),
+            resolved_at=item.resolved_at and _utc(item.resolved_at),
+            contacts=item.contacts,
+            priority=item.priority,
+        )
+    return row, ticket
+
+
+def _store(session: Session, valid: list[tuple[int, Any]], redactor: PiiRedactor) -> tuple[list[ItemResult], list[int]]:
+    existing = queries.existing_external_ids(session, [item.external_id for _, item in valid])
+    results, new_ids = [], []
+    attributes: dict[str, dict[str, Any]] = {}
+    fresh = []
+    for index, item in valid:
+        if item.external_id in existing:
+            results.append(ItemResult(index=index, external_id=item.external_id, status="duplicate",
+                                      feedback_id=existing[item.external_id],
+                                      reason="external_id already stored"))
+            continue
+        attributes.setdefault(item.customer_id, {}).update(item.segments)
+        fresh.append((index, item))
+    queries.upsert_customers(session, attributes)
+    for index, item in fresh:
+        row, ticket = _rows(item, redactor)
+        queries.add_feedback(session, row, ticket)
+        new_ids.append(row.id)
+        results.append(ItemResult(index=index, external_id=item.external_id, status="stored",
+                                  feedback_id=row.id, analysis_status="pending"))
+    session.commit()
+    return results, new_ids
+
+
+def ingest(
+    sessions: sessionmaker,
+    raw_items: list[Any],
+    redactor: PiiRedactor,
+    analyzer: Analyzer | None,
+    versions: dict[str, str],
+    max_attempts: int,
+) -> FeedbackBatchResult:
+    """Validate, store and (when an analyzer is given) analyse a batch; one result per item."""
+    valid, results = validate_items(raw_items)
+    stored: list[ItemResult] = []
+    new_ids: list[int] = []
+    for attempt in range(2):
+        with sessions() as session:
+            try:
+                stored, new_ids = _store(session, valid, redactor)
+                break
+            except IntegrityError:
+                # A concurrent request stored one of these ids first: re-read, report duplicates.
+                session.rollback()
+                if attempt == 1:
+                    raise
+    if analyzer is not None and new_ids:
+        with sessions() as session:
+            rows = queries.feedback_by_ids(session, new_ids)
+            analyse_rows(session, analyzer, rows, versions, max_attempts)
+            session.commit()
+            status = {r.id: r.status for r in rows}
+        for result in stored:
+            if result.status == "stored":
+                result.analysis_status = status[result.feedback_id]
+    results = sorted(results + stored, key=lambda r: r.index)
+    return FeedbackBatchResult(
+        stored=sum(r.status == "stored" for r in results),
+        duplicates=sum(r.status == "duplicate" for r in results),
+        rejected=sum(r.status == "rejected" for r in results),
+        items=results,
+    )

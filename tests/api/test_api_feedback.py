@@ -1,0 +1,99 @@
+"""Ingestion: single and batch, per-item validation, idempotency, PII redaction, pending + retry."""
+
+from __future__ import annotations
+
+import uuid
+
+from api.deps import get_analyzer
+from tests.api.conftest import BrokenAnalyzer
+
+
+def _id(prefix: str = "fb") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def survey(**overrides):
+    item = {"kind": "survey", "external_id": _id(), "customer_id": _id("c"), "channel": "survey",
+            "timestamp": "2026-03-02T10:00:00Z", "nps": 3, "reasons": ["price"],
+            "text": "Too expensive and support never answers, I will cancel.", "segments": {"region": "north"}}
+    item.update(overrides)
+    return item
+
+
+def test_single_item_is_stored_and_analysed(api):
+    item = survey()
+    response = api.call("POST", "/v1/feedback", "ingest", json=item)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["stored"] == 1 and body["items"][0]["status"] == "stored"
+    assert body["items"][0]["analysis_status"] == "analysed"
+    profile = api.call("GET", f"/v1/customers/{item['customer_id']}", "agent").json()
+    entry = profile["timeline"][0]
+    assert entry["external_id"] == item["external_id"] and entry["analysis_status"] == "analysed"
+    assert entry["language"] == "en" and profile["scores"][0]["nps"] == 3
+
+
+def test_retried_batch_creates_no_duplicates(api):
+    social = {"kind": "social", "external_id": _id(), "customer_id": _id("c"), "channel": "social",
+              "timestamp": "2026-03-03T08:00:00+01:00", "text": "Byter till en annan operatör.", "platform": "x"}
+    items = [survey(), social]
+    first = api.call("POST", "/v1/feedback", "ingest", json={"items": items}).json()
+    assert first["stored"] == 2, first
+    again = api.call("POST", "/v1/feedback", "ingest", json={"items": items}).json()
+    assert again["stored"] == 0 and again["duplicates"] == 2
+    assert [i["feedback_id"] for i in again["items"]] == [i["feedback_id"] for i in first["items"]]
+    timeline = api.call("GET", f"/v1/customers/{items[0]['customer_id']}", "agent").json()["timeline"]
+    assert len(timeline) == 1
+
+
+def test_batch_reports_each_bad_item_and_stores_the_good_ones(api):
+    good, repeated = survey(), survey()
+    items = [
+        good,
+        survey(nps=11),
+        {"kind": "ticket", "external_id": _id(), "customer_id": "c", "channel": "email",
+         "timestamp": "2026-03-02T10:00:00Z", "text": "help", "resolved_at": "2026-03-01T00:00:00Z"},
+        "not an object",
+        survey(external_id=good["external_id"]),
+        repeated,
+    ]
+    body = api.call("POST", "/v1/feedback", "ingest", json={"items": items}).json()
+    statuses = [i["status"] for i in body["items"]]
+    assert statuses == ["stored", "rejected", "rejected", "rejected", "duplicate", "stored"]
+    assert [i["index"] for i in body["items"]] == list(range(6))
+    assert "nps" in body["items"][1]["reason"] and "resolved_at" in body["items"][2]["reason"]
+    assert (body["stored"], body["rejected"], body["duplicates"]) == (2, 3, 1)
+
+
+def test_personal_data_is_redacted_before_storage(api):
+    item = survey(text="Mail me at anna.svensson@example.se or call +46 70 123 45 67, pesel 44051401359.")
+    api.call("POST", "/v1/feedback", "ingest", json=item)
+    text = api.call("GET", f"/v1/customers/{item['customer_id']}", "agent").json()["timeline"][0]["text"]
+    assert "example.se" not in text and "123 45 67" not in text and "44051401359" not in text
+    assert "[EMAIL]" in text and "[PHONE]" in text and "[PESEL]" in text
+
+
+def test_failed_analysis_stays_pending_and_is_retried(api):
+    item = survey()
+    api.app.dependency_overrides[get_analyzer] = BrokenAnalyzer
+    try:
+        body = api.call("POST", "/v1/feedback", "ingest", json=item).json()
+    finally:
+        api.app.dependency_overrides.clear()
+    assert body["items"][0]["status"] == "stored" and body["items"][0]["analysis_status"] == "pending"
+    timeline = api.call("GET", f"/v1/customers/{item['customer_id']}", "agent").json()["timeline"]
+    assert timeline[0]["analysis_status"] == "pending" and timeline[0]["text"] == item["text"]
+
+    retried = api.call("POST", "/v1/admin/retry-analysis", "admin").json()
+    assert retried["analysed"] >= 1 and retried["still_pending"] == 0
+    timeline = api.call("GET", f"/v1/customers/{item['customer_id']}", "agent").json()["timeline"]
+    assert timeline[0]["analysis_status"] == "analysed" and timeline[0]["language"] == "en"
+
+
+def test_analyze_does_not_store(api):
+    response = api.call("POST", "/v1/analyze", "viewer",
+                        json={"texts": ["Świetna obsługa, dziękuję!", "Appen kraschar hela tiden."]})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["analysis"]["language"] for r in results] == ["pl", "sv"]
+    assert all(r["analysis"]["error"] is None for r in results)
