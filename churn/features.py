@@ -151,7 +151,8 @@ def _column(table: pd.DataFrame, column: str, ids: pd.Index, fill) -> np.ndarray
 def _text_features(out, events, start, cutoff, ids, reason_ids) -> None:
     """Text-analysis results; counts are NaN where that analysis never ran (a head was missing)."""
     recent = events[events["timestamp"] >= start]
-    analysed = recent[recent["text_reasons"].map(lambda cell: cell is not None)]
+    # astype(bool): an empty window maps to an object Series, which pandas would read as column labels.
+    analysed = recent[recent["text_reasons"].map(lambda cell: cell is not None).astype(bool)]
     tagged = _mentions(analysed, "text_reasons").groupby(["customer_id", "reason"]).size().unstack(fill_value=0)
     tags_ran = events["text_reasons"].map(lambda cell: cell is not None).any()
     for r in reason_ids:

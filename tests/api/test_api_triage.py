@@ -1,0 +1,119 @@
+"""Flagging with the shipped churn model, the triage queue's filters and paging, the case lifecycle."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+PROFILES = [  # (latest NPS, text): from loudly leaving to happy
+    (0, "I will cancel and switch to a competitor, far too expensive."),
+    (2, "Terrible support, nobody answers."),
+    (5, None),
+    (8, "It is fine."),
+    (10, "Love it, great value."),
+]
+
+
+@pytest.fixture(scope="module")
+def cohort(api):
+    """Five customers with recent feedback in their own segment, scored by POST /v1/admin/flag."""
+    tag = uuid.uuid4().hex[:8]
+    now = datetime.now(timezone.utc)
+    items, ids = [], []
+    for i, (nps, text) in enumerate(PROFILES):
+        customer = f"{tag}-{i}"
+        ids.append(customer)
+        for j in range(3):
+            items.append({"kind": "survey", "external_id": f"{customer}-s{j}", "customer_id": customer,
+                          "channel": "survey", "timestamp": (now - timedelta(days=1 + 10 * j)).isoformat(),
+                          "nps": nps, "text": text, "reasons": ["price", "customer_support"],
+                          "segments": {"cohort": tag, "plan": "pro" if i % 2 else "basic"}})
+        items.append({"kind": "ticket", "external_id": f"{customer}-t", "customer_id": customer,
+                      "channel": "email", "timestamp": (now - timedelta(days=3)).isoformat(), "text": "It broke."})
+    assert api.call("POST", "/v1/feedback", "ingest", json={"items": items}).json()["stored"] == len(items)
+    flagged = api.call("POST", "/v1/admin/flag", "admin")
+    assert flagged.status_code == 200, flagged.text
+    return tag, ids, flagged.json()
+
+
+def queue(api, **params):
+    response = api.call("GET", "/v1/customers/at-risk", "agent", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_flag_scores_and_opens_one_case_per_customer_above_threshold(api, cohort):
+    tag, ids, flagged = cohort
+    assert flagged["scored"] >= len(ids) and flagged["model_version"].startswith("churn-")
+    page = queue(api, segment=f"cohort:{tag}")
+    assert page["total"] == len(ids)
+    probabilities = [c["risk"]["probability"] for c in page["items"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+    for customer in page["items"]:
+        high = customer["risk"]["probability"] >= 0.6
+        assert (customer["risk"]["tier"] == "high") == high
+        assert (customer["case"] is not None) == high
+        assert customer["risk"]["reasons"] and customer["latest_feedback"]
+    assert {c["customer_id"] for c in page["items"] if c["case"]} >= {ids[0]}
+    assert any(c["case"] is None for c in page["items"])
+
+    again = api.call("POST", "/v1/admin/flag", "admin", params={"rescore_all": True}).json()
+    assert again["cases_opened"] == 0 and again["already_open"] >= 1
+
+
+def test_queue_filters_and_pages(api, cohort):
+    tag, ids, _ = cohort
+    everyone = queue(api, segment=f"cohort:{tag}")["items"]
+    for tier in ("high", "medium", "low"):
+        got = queue(api, segment=f"cohort:{tag}", tier=tier)
+        assert [c["customer_id"] for c in got["items"]] == [c["customer_id"] for c in everyone if c["risk"]["tier"] == tier]
+    pro = queue(api, segment=[f"cohort:{tag}", "plan:pro"])
+    assert {c["customer_id"] for c in pro["items"]} == {ids[1], ids[3]}
+    no_case = queue(api, segment=f"cohort:{tag}", status="none")
+    assert [c["customer_id"] for c in no_case["items"]] == [c["customer_id"] for c in everyone if c["case"] is None]
+    first, second = (queue(api, segment=f"cohort:{tag}", limit=2, offset=k) for k in (0, 2))
+    assert first["total"] == second["total"] == len(ids)
+    assert [c["customer_id"] for c in first["items"] + second["items"]] == [c["customer_id"] for c in everyone[:4]]
+    bad = api.call("GET", "/v1/customers/at-risk", "agent", params={"segment": "nocolon"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+
+
+def test_case_lifecycle_with_audit_trail(api, cohort):
+    tag, ids, _ = cohort
+    case_id = queue(api, segment=f"cohort:{tag}", tier="high")["items"][0]["case"]["id"]
+    patch = lambda role="agent", **body: api.call("PATCH", f"/v1/cases/{case_id}", role, json=body)  # noqa: E731
+
+    skipped = patch(status="contacted")
+    assert skipped.status_code == 409 and skipped.json()["error"]["code"] == "invalid_transition"
+    assert skipped.json()["error"]["details"]["allowed"] == ["acknowledged", "dismissed"]
+    assert patch(status="acknowledged", assignee="maja").status_code == 200
+    assert [c["customer_id"] for c in queue(api, assignee="maja", segment=f"cohort:{tag}")["items"]] == [
+        queue(api, segment=f"cohort:{tag}", tier="high")["items"][0]["customer_id"]]
+    assert patch(note="Called, left a voicemail.").status_code == 200
+    assert patch(status="contacted").status_code == 200
+    done = patch(status="resolved", note="Offered a discount; staying.")
+    assert done.status_code == 200
+    case = done.json()
+    assert case["status"] == "resolved" and case["closed_at"] and case["allowed_transitions"] == []
+    trail = [(e["action"], e["from_status"], e["to_status"]) for e in case["events"]]
+    assert trail == [("opened", None, "open"), ("status_changed", "open", "acknowledged"), ("assigned", None, None),
+                     ("note", None, None), ("status_changed", "acknowledged", "contacted"),
+                     ("status_changed", "contacted", "resolved"), ("note", None, None)]
+    assert case["events"][0]["actor"].startswith("admin-")
+    assert len({e["actor"] for e in case["events"][1:]}) == 1 and case["events"][1]["actor"].startswith("agent-")
+    assert patch(status="open").status_code == 409
+    assert api.call("PATCH", "/v1/cases/999999", "agent", json={"note": "x"}).status_code == 404
+    assert patch(role="viewer", note="x").status_code == 403
+    assert api.call("PATCH", f"/v1/cases/{case_id}", "agent", json={}).status_code == 422
+
+
+def test_customer_profile_shows_risk_cases_and_every_channel(api, cohort):
+    _, ids, _ = cohort
+    profile = api.call("GET", f"/v1/customers/{ids[0]}", "agent").json()
+    assert {e["kind"] for e in profile["timeline"]} == {"survey", "ticket"}
+    assert profile["risk"]["tier"] == "high" and profile["cases"]
+    assert [s["nps"] for s in profile["scores"]] == [0, 0, 0]
+    missing = api.call("GET", "/v1/customers/nobody-here", "agent")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
