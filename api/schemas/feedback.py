@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Channel = Literal["survey", "email", "chat", "phone", "social", "review", "app", "web", "store", "other"]
 SurveyType = Literal["relational", "transactional", "in-the-moment"]
@@ -13,6 +13,22 @@ Priority = Literal["low", "normal", "high", "urgent"]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 SegmentValue = str | int | float | bool
 FeedbackText = Annotated[str, StringConstraints(max_length=10_000)]
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _plausible(value: datetime) -> datetime:
+    """Dates a customer could have written on: 1970 up to a day ahead (clock skew), stored as UTC."""
+    value = _utc(value)
+    if not EARLIEST <= value <= datetime.now(timezone.utc) + timedelta(days=1):
+        raise ValueError("must be between 1970-01-01 and now")
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(_plausible)]
 
 
 class _FeedbackBase(BaseModel):
@@ -23,7 +39,7 @@ class _FeedbackBase(BaseModel):
     )
     customer_id: Id
     channel: Channel
-    timestamp: datetime = Field(description="When the customer gave the feedback (UTC if no zone).")
+    timestamp: Moment = Field(description="When the customer gave the feedback (UTC if no zone).")
     segments: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], SegmentValue] = Field(
         default_factory=dict,
         max_length=32,
@@ -64,8 +80,8 @@ class TicketFeedback(_FeedbackBase):
 
     kind: Literal["ticket"]
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
-    first_response_at: datetime | None = None
-    resolved_at: datetime | None = None
+    first_response_at: Moment | None = None
+    resolved_at: Moment | None = None
     contacts: int | None = Field(None, ge=1, le=1000, description="Contacts needed to resolve it.")
     priority: Priority | None = None
 
@@ -73,15 +89,9 @@ class TicketFeedback(_FeedbackBase):
     def _ordered(self) -> TicketFeedback:
         for name in ("first_response_at", "resolved_at"):
             value = getattr(self, name)
-            if value is not None and _utc(value) < _utc(self.timestamp):
+            if value is not None and value < self.timestamp:
                 raise ValueError(f"{name} is before the ticket's timestamp")
         return self
-
-
-def _utc(value: datetime) -> datetime:
-    from datetime import timezone
-
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 FeedbackItem = Annotated[SurveyFeedback | SocialFeedback | TicketFeedback, Field(discriminator="kind")]
