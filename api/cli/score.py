@@ -76,7 +76,9 @@ def score(
             with Progress(total) as progress:
                 summary = run_local(config, analyzer, restart=restart, max_chunks=max_chunks,
                                     progress=progress, sink=sink,
-                                    work_extra={"to_db": settings.database_url if to_db else None})
+                                    work_extra={"to_db": settings.database_url} if to_db else None)
+            if sink is not None:
+                typer.echo(f"database: {sink.stored} stored, {sink.duplicates} already there", err=True)
     except InputError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
