@@ -1,0 +1,177 @@
+"""Document sentiment from multilingual-e5-small with LoRA-adapted top layers and a linear head.
+
+The embeddings and bottom layers are the encoder's own modules (shared, not copied); only the
+top layers are copied, with the shipped adapters merged in, so the artefact stays a few MB.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from nlp.encoder import Encoder, mean_pool
+from nlp.lora import merge_lora_state
+from nlp.results import SENTIMENT_LABELS, Sentiment
+
+FORMAT = "cxm-sentiment-lora/1"
+BUILTIN_SENTIMENT_DIR = Path(__file__).parent / "resources" / "sentiment"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "adapter.safetensors"
+
+
+class SentimentModelError(ValueError):
+    """A sentiment artefact that is missing, malformed or made for another encoder."""
+
+
+def _read_artefact(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Validated config and tensors; every problem becomes a :class:`SentimentModelError`."""
+    config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+    if not config_file.is_file() or not weights_file.is_file():
+        raise SentimentModelError(f"{path} needs {CONFIG_FILE} and {WEIGHTS_FILE} (written by `cxm train sentiment`)")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SentimentModelError(f"{config_file} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise SentimentModelError(f"{path} is not a {FORMAT} sentiment model")
+    required = {"num_layers": int, "hidden_size": int, "split_layer": int, "lora_rank": int,
+                "lora_alpha": (int, float), "temperature": (int, float), "labels": list}
+    for key, kind in required.items():
+        if not isinstance(config.get(key), kind):
+            raise SentimentModelError(f"{config_file}: {key!r} is missing or has the wrong type")
+    if not 0 <= config["split_layer"] < config["num_layers"] or config["lora_rank"] < 1:
+        raise SentimentModelError(f"{config_file}: split_layer or lora_rank out of range")
+    try:
+        state = load_file(str(weights_file))
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise SentimentModelError(f"{weights_file} is not a readable safetensors file: {exc}") from exc
+    return config, state
+
+
+def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(batch, 1, 1, tokens)`` mask that eager and SDPA attention both add to their scores."""
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def bottom_hidden(model: nn.Module, batch: dict[str, torch.Tensor], split_layer: int) -> torch.Tensor:
+    """Hidden states of a ``BertModel`` after its first ``split_layer`` (frozen, shared) layers."""
+    hidden = model.embeddings(input_ids=batch["input_ids"])
+    mask = additive_mask(batch["attention_mask"], hidden.dtype)
+    return run_layers(model.encoder.layer[:split_layer], hidden, mask)
+
+
+def run_layers(layers: Sequence[nn.Module], hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    for layer in layers:
+        out = layer(hidden, mask)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
+
+
+class SentimentHead(nn.Module):
+    """Adapted top layers, mean pooling and a linear layer: hidden states in, logits out."""
+
+    def __init__(self, top_layers: nn.ModuleList, hidden_size: int, n_labels: int = 3):
+        super().__init__()
+        self.top = top_layers
+        self.classifier = nn.Linear(hidden_size, n_labels)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = run_layers(self.top, hidden, additive_mask(attention_mask, hidden.dtype))
+        return self.classifier(mean_pool(hidden, attention_mask))
+
+
+class TransformerSentiment:
+    """``predict(texts) -> list[Sentiment]`` with temperature-calibrated probabilities."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        head: SentimentHead,
+        *,
+        temperature: float = 1.0,
+        labels: Sequence[str] = SENTIMENT_LABELS,
+    ):
+        if tuple(labels) != SENTIMENT_LABELS:
+            raise ValueError(f"labels must be {SENTIMENT_LABELS}, got {tuple(labels)}")
+        if temperature <= 0:
+            raise ValueError("temperature must be positive")
+        self.encoder = encoder
+        self.head = head.eval()
+        self.temperature = temperature
+        self.labels = tuple(labels)
+
+    @property
+    def split_layer(self) -> int:
+        return len(self.encoder.model.encoder.layer) - len(self.head.top)
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: Encoder) -> TransformerSentiment:
+        """Rebuild from ``config.json`` + ``adapter.safetensors`` on top of ``encoder``'s model."""
+        path = Path(path)
+        config, state = _read_artefact(path)
+        layers = encoder.model.encoder.layer
+        if config["num_layers"] != len(layers) or config["hidden_size"] != encoder.dim:
+            raise SentimentModelError(
+                f"{path} was trained on a {config['num_layers']}-layer, {config['hidden_size']}-d "
+                f"encoder; this one has {len(layers)} layers, {encoder.dim} dims"
+            )
+        top = copy.deepcopy(layers[config["split_layer"] :])
+        head = SentimentHead(top, encoder.dim, len(config["labels"]))
+        try:
+            merge_lora_state(
+                top,
+                {k[len("top.") :]: v for k, v in state.items() if k.startswith("top.")},
+                config["lora_alpha"] / config["lora_rank"],
+            )
+            head.classifier.load_state_dict(
+                {k[len("classifier.") :]: v.float() for k, v in state.items() if k.startswith("classifier.")}
+            )
+        except (KeyError, ValueError, RuntimeError, AttributeError) as exc:
+            raise SentimentModelError(f"{path / WEIGHTS_FILE} does not fit its config or this encoder: {exc}") from exc
+        for p in head.parameters():
+            p.requires_grad_(False)
+        return cls(encoder, head, temperature=config["temperature"], labels=config["labels"])
+
+    @torch.inference_mode()
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for idx, batch in self.encoder.batches(texts):
+            out[idx] = self.head(bottom_hidden(self.encoder.model, batch, self.split_layer), batch["attention_mask"]).float().numpy()
+        return out
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated ``(n, 3)`` probabilities in label order (negative, neutral, positive)."""
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return torch.softmax(torch.from_numpy(self.logits(texts)) / self.temperature, dim=-1).numpy()
+
+    def predict(self, texts: Sequence[str]) -> list[Sentiment]:
+        return [to_sentiment(p, self.labels) for p in self.predict_proba(list(texts))]
+
+
+def to_sentiment(probabilities: np.ndarray, labels: Sequence[str] = SENTIMENT_LABELS) -> Sentiment:
+    probs = {label: round(float(p), 4) for label, p in zip(labels, probabilities)}
+    return Sentiment(
+        label=labels[int(np.argmax(probabilities))],
+        score=round(float(probabilities[labels.index("positive")] - probabilities[labels.index("negative")]), 4),
+        probabilities=probs,
+    )
+
+
+def save_sentiment(
+    path: str | Path, head: SentimentHead, lora_state: dict[str, torch.Tensor], config: dict
+) -> None:
+    """Write the adapters and classifier (fp16 safetensors) plus the JSON config."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {f"top.{k}": v.half().contiguous() for k, v in lora_state.items()}
+    tensors |= {f"classifier.{k}": v.detach().float().contiguous() for k, v in head.classifier.state_dict().items()}
+    save_file(tensors, str(path / WEIGHTS_FILE))
+    (path / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, **config}, indent=2) + "\n", encoding="utf-8")
