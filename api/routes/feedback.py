@@ -45,8 +45,9 @@ async def post_feedback(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Ingest,
         raise ApiError(413, "batch_too_large", f"{len(items)} items; at most {limit} per request")
     settings = runtime.settings
     return await run_in_threadpool(
-        ingest, runtime.sessions, items, runtime.redactor,
-        analyzer if settings.analyze_on_ingest else None, runtime.versions, settings.analysis_max_attempts)
+        ingest, runtime.sessions, items, redactor=runtime.redactor,
+        analyzer=analyzer if settings.analyze_on_ingest else None, versions=runtime.versions,
+        max_attempts=settings.analysis_max_attempts)
 
 
 @router.post("/analyze", response_model=AnalyzeOut, tags=["analysis"],

@@ -117,14 +117,19 @@ def _store(session: Session, valid: list[tuple[int, Any]], redactor: PiiRedactor
 
 def ingest(
     sessions: sessionmaker,
-    raw_items: list[Any],
+    items: list[Any],
+    *,
     redactor: PiiRedactor,
-    analyzer: Analyzer | None,
-    versions: dict[str, str],
-    max_attempts: int,
+    analyzer: Analyzer | None = None,
+    versions: dict[str, str] | None = None,
+    max_attempts: int = 5,
 ) -> FeedbackBatchResult:
-    """Validate, store and (when an analyzer is given) analyse a batch; one result per item."""
-    valid, results = validate_items(raw_items)
+    """Validate, store and (when an analyzer is given) analyse a batch; one result per item.
+
+    ``items`` are JSON-like dicts or ``SurveyFeedback`` / ``SocialFeedback`` / ``TicketFeedback``.
+    Rows are committed before analysis, so a failing analyzer leaves them pending, never lost.
+    """
+    valid, results = validate_items(items)
     stored: list[ItemResult] = []
     new_ids: list[int] = []
     for attempt in range(2):
@@ -140,7 +145,7 @@ def ingest(
     if analyzer is not None and new_ids:
         with sessions() as session:
             rows = queries.feedback_by_ids(session, new_ids)
-            analyse_rows(session, analyzer, rows, versions, max_attempts)
+            analyse_rows(session, analyzer, rows, versions or {}, max_attempts)
             session.commit()
             status = {r.id: r.status for r in rows}
         for result in stored:
