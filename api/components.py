@@ -42,9 +42,30 @@ def build_topic_tagger(settings: Settings):
     return TopicTagger.load(settings.topic_model_dir)
 
 
+def build_reason_tagger(settings: Settings, encoder: Encoder):
+    """The few-shot head at ``settings.reason_model`` if set, else zero-shot over the taxonomy."""
+    from nlp.reason_tagger import FewShotReasonHead, ZeroShotReasonTagger
+    from nlp.reason_taxonomy import load_taxonomy
+
+    if settings.reason_model is not None:
+        return FewShotReasonHead.load(settings.reason_model)
+    return ZeroShotReasonTagger.from_taxonomy(load_taxonomy(settings.reason_taxonomy), encoder)
+
+
+def build_signal_detector(settings: Settings):
+    """Churn intent, effort and urgency patterns plus the configured competitor names."""
+    from nlp.signals import RuleSignalDetector
+
+    return RuleSignalDetector(settings.competitors, own_brands=settings.own_brands, ner=settings.competitor_ner)
+
+
 def build_analyzer(settings: Settings, encoder: Encoder | None = None) -> FeedbackAnalyzer:
     """The full feedback pipeline with every default head."""
     encoder = encoder or build_encoder(settings)
     return FeedbackAnalyzer(
-        encoder, build_language_detector(settings), topics=build_topic_tagger(settings)
+        encoder,
+        build_language_detector(settings),
+        reasons=build_reason_tagger(settings, encoder),
+        topics=build_topic_tagger(settings),
+        signals=build_signal_detector(settings),
     )

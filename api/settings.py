@@ -52,6 +52,19 @@ class Settings(BaseSettings):
         None,
         description="Directory saved by `cxm topics fit` (default: model_dir/topics); used when present.",
     )
+    reason_taxonomy: Path | None = Field(
+        None, description="YAML reason taxonomy (default: the one shipped with cxm); tagged zero-shot."
+    )
+    reason_model: Path | None = Field(
+        None, description="Directory saved by `cxm train reasons`; replaces zero-shot tagging when set."
+    )
+    competitors: list[str] = Field(
+        [], description="Competitor names to find in feedback (e.g. ['Telia', 'Tele2', 'Orange'])."
+    )
+    own_brands: list[str] = Field(
+        [], description="Your own brand names, never reported as competitors by entity recognition."
+    )
+    competitor_ner: bool = Field(True, description="Also report English ORG entities in switch/compare clauses.")
     languages: list[str] = ["en", "sv", "pl"]
     language_min_confidence: float = Field(0.5, ge=0, le=1)
     batch_size: int = Field(32, ge=1, le=1024)

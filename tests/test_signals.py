@@ -1,0 +1,85 @@
+"""CX signals in English, Swedish and Polish: churn intent (with negation), competitors, effort, urgency."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.components import build_analyzer, build_signal_detector
+from nlp.signals import RuleSignalDetector
+
+
+@pytest.fixture(scope="session")
+def detector():
+    return RuleSignalDetector(["Telia", "Tele2", "Orange", "EE"], own_brands=["Acme"])
+
+
+def detect(detector, text, lang):
+    return detector.detect([text], [lang])[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "churn"),
+    [
+        ("I am cancelling my contract at the end of the month", "en", True),
+        ("I'm switching to another provider, you are too expensive", "en", True),
+        ("I won't be renewing my subscription", "en", True),
+        ("I am not cancelling, I just want the bill fixed", "en", False),
+        ("My flight was cancelled and nobody told me", "en", False),
+        ("Jag säger upp mitt abonnemang", "sv", True),
+        ("Vi har sagt upp avtalet och byter till en annan operatör", "sv", True),
+        ("Jag säger inte upp abonnemanget, men fixa fakturan", "sv", False),
+        ("Rezygnuję z waszych usług", "pl", True),
+        ("Wypowiadam umowę i przechodzę do konkurencji", "pl", True),
+        ("Nie rezygnuję, ale proszę poprawić fakturę", "pl", False),
+        ("Great service, thank you", "en", False),
+    ],
+)
+def test_churn_intent_with_negation(detector, text, lang, churn):
+    assert detect(detector, text, lang).churn_intent is churn
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [("I had to call three times before anyone helped", "en"),
+     ("Jag fick ringa tre gånger innan någon hjälpte mig", "sv"),
+     ("Musiałem dzwonić trzy razy, zanim ktoś pomógł", "pl")],
+)
+def test_effort_is_high_for_repeated_contact_and_low_otherwise(detector, text, lang):
+    assert detect(detector, text, lang).effort >= 0.5
+    assert detect(detector, "The installation went smoothly", "en").effort == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [("URGENT: no internet for three days, fix it immediately!!", "en"),
+     ("Brådskande, vi har varit utan internet i tre dagar, åtgärda omedelbart", "sv"),
+     ("Pilne! Jestem bez internetu od trzech dni, proszę naprawić natychmiast", "pl")],
+)
+def test_urgency_is_in_unit_range_and_ranks_urgent_texts_higher(detector, text, lang):
+    urgent = detect(detector, text, lang).urgency
+    calm = detect(detector, "Some time next month it would be nice to get a newsletter", "en").urgency
+    assert 0.5 <= urgent <= 1.0 and calm < 0.3
+
+
+def test_competitors_from_the_list_and_from_english_entities(detector):
+    texts = ["Jag byter till Telia", "Przechodzę do Orange, mają lepszą ofertę", "EE were cheaper",
+             "Verizon offered me a much better deal than Acme", "The sky is blue"]
+    found = [s.competitors for s in detector.detect(texts, ["sv", "pl", "en", "en", "en"])]
+    assert found[:3] == [["Telia"], ["Orange"], ["EE"]]
+    assert "Verizon" in found[3] and "Acme" not in found[3]
+    assert found[4] == []
+
+
+def test_detector_rejects_mismatched_languages(detector):
+    with pytest.raises(ValueError, match="languages"):
+        detector.detect(["a", "b"], ["en"])
+
+
+def test_analyzer_outputs_reasons_and_signals(settings, encoder):
+    settings = settings.model_copy(update={"competitors": ["Telia"]})
+    assert build_signal_detector(settings).competitors == ["Telia"]
+    result = build_analyzer(settings, encoder).analyze(["I was charged twice, I'm cancelling and moving to Telia"])[0]
+    assert result.reasons and result.reasons[0].id == "billing"
+    assert result.signals.churn_intent and result.signals.competitors == ["Telia"]
+    out = result.to_dict()
+    assert out["signals"]["churn_intent"] is True and out["reasons"][0]["id"] == "billing"
