@@ -118,7 +118,6 @@ def _store(session: Session, valid: list[tuple[int, Any]], redactor: PiiRedactor
 def ingest(
     sessions: sessionmaker,
     items: list[Any],
-    *,
     redactor: PiiRedactor,
     analyzer: Analyzer | None = None,
     versions: dict[str, str] | None = None,
