@@ -1,0 +1,175 @@
+"""Batch scoring: resume after interruption, bad-row accounting, formats, Ray equals local."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from api.batch.job import JobConfig, run_local
+from api.components import build_analyzer
+
+TEXTS = [
+    "Great service, the technician arrived on time.",
+    "I was charged twice and nobody answers the phone. I am cancelling.",
+    "Jag är nöjd med tjänsten men fakturan var fel.",
+    "Obsługa była bardzo miła, polecam.",
+    "The app keeps crashing when I pay my bill.",
+    "Snabb leverans, bra pris.",
+    "Nie mogę się dodzwonić na infolinię.",
+    "Okay I guess.",
+]
+
+
+def rows(n: int) -> list[dict]:
+    return [{"id": f"r{i:04d}", "nps": i % 11, "text": f"{TEXTS[i % len(TEXTS)]} #{i}"} for i in range(n)]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def read_output(path: Path) -> list[dict]:
+    if path.suffix == ".parquet":
+        return [_plain(r) for r in pq.read_table(path).to_pylist()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _plain(value):
+    """Parquet maps come back as (key, value) pairs; JSONL has objects."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+            return {k: _plain(v) for k, v in value}
+        return [_plain(v) for v in value]
+    return value
+
+
+def assert_close(a, b, path="row"):
+    """Equal up to float noise: scores are rounded to 4 places and batch padding moves the last digit."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, abs=2e-3), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            assert_close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+@pytest.fixture(scope="session")
+def analyzer(settings, encoder):
+    return build_analyzer(settings, encoder)
+
+
+def test_resume_after_stopping_midway_has_no_gaps_or_duplicates(tmp_path, analyzer):
+    source = write_jsonl(tmp_path / "in.jsonl", rows(23))
+    config = JobConfig(source, tmp_path / "out.jsonl", chunk_size=4)
+    first = run_local(config, analyzer, max_chunks=2)
+    assert not first.complete and first.read == 8
+    assert not config.output.exists() and len(list(config.work_dir.glob("*.done.json"))) == 2
+
+    second = run_local(config, analyzer)
+    assert second.complete and second.resumed_chunks == 2 and second.read == 23 and second.scored == 23
+    ids = [r["id"] for r in read_output(config.output)]
+    assert ids == [r["id"] for r in rows(23)]
+    assert not config.work_dir.exists()
+
+
+def test_every_kind_of_bad_row_is_accounted_for(tmp_path, analyzer):
+    csv_file = tmp_path / "in" / "a.csv"
+    csv_file.parent.mkdir()
+    csv_file.write_bytes(
+        b"id,nps,text\n"
+        b"1,9,\"Great service, fast.\"\n"
+        b"2,2,\"Bad \xff\xfe bytes\"\n"
+        b"3,5,\"\"\n"
+        b"4,5,\"" + b"x" * 300 + b"\"\n"
+        b"5,5,\"broken \"quote\" here\n"
+        b"6,5,too,many,fields\n"
+        b"7,7,\"Jag \xc3\xa4r n\xc3\xb6jd.\"\n"
+    )
+    (tmp_path / "in" / "b.jsonl").write_bytes(
+        b'{"id": "8", "text": "Fine, thanks."}\n'
+        b'{"id": "9", "comment": "no text column here"}\n'
+        b'{"id": "10", "text": "   "}\n'
+        b'{"id": "11", "text": "caf\xe9 latin-1"}\n'
+        b'{"id": "12", "text": "unterminated\n'
+        b'{"id": "13", "text": "Obs\xc5\x82uga super."}\n'
+    )
+    config = JobConfig(tmp_path / "in", tmp_path / "out.jsonl", chunk_size=3, max_chars=200)
+    summary = run_local(config, analyzer)
+    scored = read_output(config.output)
+    errors = read_output(config.errors_path)
+    assert summary.read == 13 == len(scored) + len(errors)
+    assert (summary.scored, summary.failed) == (len(scored), len(errors)) == (4, 9)
+    assert [r["id"] for r in scored] == ["1", "7", "8", "13"]
+    reasons = {(Path(e["source"]).name, e["row"]): e["reason"] for e in errors}
+    assert reasons[("a.csv", 2)].startswith("undecodable bytes")
+    assert reasons[("a.csv", 3)] == "empty text"
+    assert reasons[("a.csv", 4)].startswith("text longer than 200")
+    assert "quoting" in reasons[("a.csv", 5)] and "quoting" in reasons[("a.csv", 6)]
+    assert reasons[("b.jsonl", 2)] == "missing text column 'text'"
+    assert reasons[("b.jsonl", 3)] == "empty text"
+    assert reasons[("b.jsonl", 4)].startswith("undecodable bytes")
+    assert reasons[("b.jsonl", 5)].startswith("invalid JSON")
+
+
+def test_formats_round_trip_with_the_analyze_schema(tmp_path, analyzer):
+    records = rows(10)
+    inputs = {
+        "csv": tmp_path / "in.csv",
+        "jsonl": write_jsonl(tmp_path / "in.jsonl", records),
+        "parquet": tmp_path / "in.parquet",
+    }
+    inputs["csv"].write_text(
+        "id,nps,text\n" + "".join(f'{r["id"]},{r["nps"]},"{r["text"]}"\n' for r in records), encoding="utf-8"
+    )
+    pq.write_table(pa.Table.from_pylist(records), inputs["parquet"], row_group_size=3)
+    expected = [
+        {**r, **a.to_dict()} for r, a in zip(records, analyzer.analyze([r["text"] for r in records]))
+    ]
+    for fmt, source in inputs.items():
+        for out_fmt in ("jsonl", "parquet"):
+            config = JobConfig(source, tmp_path / f"{fmt}-out.{out_fmt}", chunk_size=4)
+            summary = run_local(config, analyzer)
+            assert summary.complete and summary.failed == 0
+            got = read_output(config.output)
+            assert len(got) == len(expected)
+            for g, e in zip(got, expected):
+                if fmt == "csv":
+                    e = {**e, "nps": str(e["nps"])}
+                assert_close(g, e)
+
+
+@pytest.mark.slow
+def test_ray_engine_equals_local_engine(tmp_path, analyzer, settings):
+    import ray
+
+    from api.batch.ray_engine import run_ray
+
+    source = write_jsonl(tmp_path / "in.jsonl", rows(30) + [{"id": "empty", "text": ""}])
+    local = JobConfig(source, tmp_path / "local.parquet", chunk_size=8)
+    remote = JobConfig(source, tmp_path / "ray.parquet", chunk_size=8)
+    run_local(local, analyzer)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = run_ray(remote, settings.model_copy(update={"torch_threads": 1}), workers=1)
+    finally:
+        ray.shutdown()
+    assert summary.complete and (summary.read, summary.failed) == (31, 1)
+    got, expected = read_output(remote.output), read_output(local.output)
+    assert len(got) == len(expected) == 30
+    for g, e in zip(got, expected):
+        assert_close(g, e)
+    assert remote.errors_path.read_text() == local.errors_path.read_text()
+    assert json.loads(remote.errors_path.read_text())["row"] == 31
