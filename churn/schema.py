@@ -45,6 +45,12 @@ class ChurnTables:
     tickets: pd.DataFrame
     outcomes: pd.DataFrame
 
+    def subset(self, customer_ids: Iterable[str]) -> ChurnTables:
+        """Only these customers' rows in every table (e.g. to hold customers out of training)."""
+        keep = set(customer_ids)
+        return ChurnTables(*(frame[frame["customer_id"].isin(keep)].reset_index(drop=True)
+                             for frame in (self.customers, self.feedback, self.tickets, self.outcomes)))
+
 
 def _check(table: str, column: str, bad: pd.Series, message) -> None:
     """Raise for the first row where ``bad`` holds; ``message`` gets that row's position."""

@@ -6,6 +6,7 @@ or a text it could not analyse, leaves that cell missing (NaN / None) rather tha
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
@@ -37,6 +38,19 @@ def _cells(analysis, reasons_ran: bool) -> tuple:
     return sentiment, tags, float(bool(signals.churn_intent)), tuple(signals.competitors)
 
 
+UNUSED_HEADS = ("sentence_splitter", "topics")
+
+
+def _lean(analyzer: TextAnalyzer) -> TextAnalyzer:
+    """A shallow copy without the heads churn features never read (they only cost time here)."""
+    if not any(getattr(analyzer, head, None) is not None for head in UNUSED_HEADS):
+        return analyzer
+    lean = copy.copy(analyzer)
+    for head in UNUSED_HEADS:
+        setattr(lean, head, None)
+    return lean
+
+
 def annotate_events(events: pd.DataFrame, analyzer: TextAnalyzer, *, reasons_ran: bool | None = None,
                     batch_size: int = 256) -> pd.DataFrame:
     """A copy of ``events`` with ``sentiment_score``, ``text_reasons``, ``churn_intent``, ``competitors``.
@@ -48,6 +62,7 @@ def annotate_events(events: pd.DataFrame, analyzer: TextAnalyzer, *, reasons_ran
         raise ValueError("events have no 'text' column to analyse")
     if reasons_ran is None:
         reasons_ran = getattr(analyzer, "reasons", None) is not None
+    analyzer = _lean(analyzer)
     texts = events["text"].map(lambda t: t.strip() if isinstance(t, str) and t.strip() else None)
     unique = list(pd.unique(texts.dropna()))
     results: dict[str, tuple] = {}

@@ -25,14 +25,20 @@ def language_detector(settings):
 
 
 @pytest.fixture(scope="session")
-def churn_simulation(settings, encoder):
-    """A small simulated CX history, its texts analysed once by the configured analyzer."""
+def churn_analyzer(settings, encoder):
+    """The configured feedback analyzer with every default head, built once."""
+    from api.components import build_analyzer
+
+    return build_analyzer(settings, encoder)
+
+
+@pytest.fixture(scope="session")
+def churn_simulation(churn_analyzer):
+    """A small simulated CX history (2,400 customers), its texts analysed once by the configured analyzer."""
     from dataclasses import replace
 
-    from api.components import build_analyzer
     from churn.simulate import simulate
     from churn.text_features import annotate_tables, text_heads
 
-    analyzer = build_analyzer(settings, encoder)
-    sim = simulate(1200, seed=7)
-    return replace(sim, tables=annotate_tables(sim.tables, analyzer)), text_heads(analyzer)
+    sim = simulate(2400, seed=7)
+    return replace(sim, tables=annotate_tables(sim.tables, churn_analyzer)), text_heads(churn_analyzer)

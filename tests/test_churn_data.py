@@ -126,10 +126,8 @@ def test_annotation_uses_the_real_analyzer_and_keeps_missing_heads_missing(churn
     assert not build_features(as_of(sim.tables, "2025-06-01"), REASON_IDS).empty
 
 
-def test_annotation_of_a_row_the_analyzer_rejects_stays_missing(settings, encoder):
-    from api.components import build_analyzer
-
+def test_annotation_of_a_row_the_analyzer_rejects_stays_missing(churn_analyzer):
     events = pd.DataFrame({"text": ["  ", None, "The bill is wrong every month."]})
-    out = annotate_events(events, build_analyzer(settings, encoder))
+    out = annotate_events(events, churn_analyzer)
     assert out["sentiment_score"].iloc[:2].isna().all() and out["text_reasons"].iloc[:2].isna().all()
     assert len(out) == 3
