@@ -156,18 +156,6 @@ def get_risk(session: Session, customer_id: str) -> RiskScore | None:
     return session.get(RiskScore, customer_id)
 
 
-def current_cases(session: Session, customer_ids: Sequence[str]) -> dict[str, Case]:
-    cases: dict[str, Case] = {}
-    rows = session.scalars(
-        select(Case).where(Case.customer_id.in_(list(customer_ids))).order_by(Case.id)
-    )
-    for case in rows:
-        held = cases.get(case.customer_id)
-        if held is None or held.status not in OPEN_CASE_STATUSES:
-            cases[case.customer_id] = case
-    return cases
-
-
 def triage_queue(
     session: Session,
     *,

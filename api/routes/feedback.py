@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Body
@@ -10,10 +11,11 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import Analyst, AnalyzerDep, Ingest, RuntimeDep
 from api.errors import ApiError
 from api.schemas.analysis import AnalysisPublic, AnalyzeIn, AnalyzeOut, AnalyzeResult
-from api.schemas.common import ERROR_RESPONSES
+from api.schemas.common import ERROR_RESPONSES, ErrorResponse
 from api.schemas.feedback import FeedbackBatchResult, SocialFeedback, SurveyFeedback, TicketFeedback
 from api.services.ingestion import ingest
 
+log = logging.getLogger("cxm.api")
 router = APIRouter(prefix="/v1", tags=["feedback"], responses=ERROR_RESPONSES)
 
 ITEM_SCHEMA = {"oneOf": [{"$ref": f"#/components/schemas/{m.__name__}"}
@@ -51,14 +53,20 @@ async def post_feedback(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Ingest,
 
 
 @router.post("/analyze", response_model=AnalyzeOut, tags=["analysis"],
+             responses={503: {"model": ErrorResponse, "description": "The analysis model failed"}},
              summary="Analyse texts without storing them")
 async def analyze(payload: AnalyzeIn, runtime: RuntimeDep, analyzer: AnalyzerDep, _: Analyst) -> AnalyzeOut:
     redactions = runtime.redactor.redact(payload.texts)
     texts = [r.text for r in redactions]
-    if analyzer is runtime.models.analyzer:
-        results = await runtime.batcher.analyze(texts)
-    else:
-        results = await run_in_threadpool(analyzer.analyze, texts)
+    try:
+        if analyzer is runtime.models.analyzer:
+            results = await runtime.batcher.analyze(texts)
+        else:
+            results = await run_in_threadpool(analyzer.analyze, texts)
+    except Exception as exc:
+        log.exception("analysis failed")
+        raise ApiError(503, "analysis_unavailable", "the analysis model failed; retry later",
+                       headers={"Retry-After": "5"}) from exc
     return AnalyzeOut(
         results=[AnalyzeResult(redactions=r.counts, analysis=AnalysisPublic.model_validate(a.to_dict()))
                  for r, a in zip(redactions, results)],
