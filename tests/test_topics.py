@@ -99,7 +99,7 @@ def corpus(encoder):
             "new_texts": new, "new_embeddings": embeddings[len(texts):]}
 
 
-FAST = TopicModelConfig(reduction="pca", clustering="kmeans", n_topics=5, keyword_candidates=20)
+FAST = TopicModelConfig(reduction="pca", n_components=10, clustering="kmeans", n_topics=5, keyword_candidates=20)
 
 
 @pytest.fixture(scope="session")
@@ -164,7 +164,7 @@ def test_refit_on_shuffled_extended_data_keeps_ids(fitted, corpus, encoder):
     texts = [corpus["texts"][i] for i in order] + corpus["new_texts"]
     embeddings = np.vstack([corpus["embeddings"][order], corpus["new_embeddings"]])
     themes = list(corpus["themes"][order]) + ["app"] * len(corpus["new_texts"])
-    config = TopicModelConfig(reduction="pca", clustering="kmeans", n_topics=6, keyword_candidates=20, seed=7)
+    config = TopicModelConfig(reduction="pca", n_components=10, clustering="kmeans", n_topics=6, keyword_candidates=20, seed=7)
     refit = TopicModel(config).fit(texts, embeddings, encoder, previous=fitted)
     before = _majority(fitted.document_topics_, corpus["themes"])
     after = _majority(refit.document_topics_, themes)

@@ -137,7 +137,12 @@ class TopicModel:
             min_topic_size=config.min_topic_size,
             nr_topics=config.n_topics if config.clustering == "hdbscan" else None,
         )
-        topics, _ = bertopic.fit_transform(texts, embeddings)
+        unit = _unit(embeddings)
+        self.center_ = unit.mean(axis=0).astype(np.float32)
+        # E5 vectors share one large common direction; without removing it UMAP + HDBSCAN
+        # split the telco verbatims into just "praise" and "complaint" (2 topics instead of 38).
+        centred = _unit(unit - self.center_)
+        topics, _ = bertopic.fit_transform(texts, centred)
         topics = np.asarray(topics)
         self.outlier_share_before_ = float(np.mean(topics == OUTLIER))
         if config.outlier_strategy != "none" and (topics == OUTLIER).any() and (topics != OUTLIER).any():
@@ -147,7 +152,7 @@ class TopicModel:
                     list(topics),
                     strategy=config.outlier_strategy,
                     threshold=config.outlier_threshold,
-                    embeddings=embeddings,
+                    embeddings=centred,
                 )
             )
             bertopic.update_topics(
@@ -161,8 +166,6 @@ class TopicModel:
         self.outlier_share_ = float(np.mean(topics == OUTLIER))
 
         internal = sorted(int(t) for t in set(topics.tolist()) if t != OUTLIER)
-        unit = _unit(embeddings)
-        self.center_ = unit.mean(axis=0).astype(np.float32)
         centroids = np.stack([unit[topics == t].mean(axis=0) for t in internal]).astype(np.float32)
         all_topics = sorted(set(topics.tolist()))
         bertopic.topic_embeddings_ = np.stack([unit[topics == t].mean(axis=0) for t in all_topics])
