@@ -36,7 +36,8 @@ class ChunkScorer:
     def __init__(self, settings: dict[str, Any], text_column: str, max_chars: int, fmt: str):
         from api.components import build_analyzer
 
-        self.analyzer = build_analyzer(Settings(**settings))
+        # Each actor holds one CPU, so torch gets one thread unless the settings say otherwise.
+        self.analyzer = build_analyzer(Settings(**{**settings, "torch_threads": settings.get("torch_threads") or 1}))
         self.text_column, self.max_chars, self.fmt = text_column, max_chars, fmt
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
