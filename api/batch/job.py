@@ -85,7 +85,6 @@ class Summary:
     complete: bool = False
     output: Path | None = None
     errors: Path | None = None
-    reasons: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
