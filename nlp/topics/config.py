@@ -23,7 +23,7 @@ class TopicModelConfig:
     """Similarity an outlier needs to its nearest topic to be reassigned (0: reassign all)."""
     top_n_words: int = 10
     label_words: int = 3
-    keyword_candidates: int = 40
+    keyword_candidates: int = 25
     dedupe_similarity: float = 0.45
     """Centred cosine (words in a sentence template) above which a keyword repeats a better one."""
     ngram_max: int = 2

@@ -132,7 +132,7 @@ class TopicModel:
             hdbscan_model=_clusterer(config),
             vectorizer_model=vectorizer,
             ctfidf_model=ctfidf,
-            representation_model=representation,
+            representation_model=None,
             top_n_words=config.top_n_words,
             min_topic_size=config.min_topic_size,
             nr_topics=config.n_topics if config.clustering == "hdbscan" else None,
@@ -155,14 +155,16 @@ class TopicModel:
                     embeddings=centred,
                 )
             )
-            bertopic.update_topics(
-                texts,
-                topics=list(topics),
-                top_n_words=config.top_n_words,
-                vectorizer_model=vectorizer,
-                ctfidf_model=ctfidf,
-                representation_model=representation,
-            )
+        # Labels are computed once, for the final assignment: KeyBERT-style re-ranking embeds
+        # every topic's candidate words and is the slow part of a fit.
+        bertopic.update_topics(
+            texts,
+            topics=list(topics),
+            top_n_words=config.top_n_words,
+            vectorizer_model=vectorizer,
+            ctfidf_model=ctfidf,
+            representation_model=representation,
+        )
         self.outlier_share_ = float(np.mean(topics == OUTLIER))
 
         internal = sorted(int(t) for t in set(topics.tolist()) if t != OUTLIER)
