@@ -10,6 +10,8 @@ from api.settings import Settings
 from nlp.analyzer import FeedbackAnalyzer
 from nlp.encoder import Encoder
 from nlp.language import LanguageDetector
+from nlp.sentences import SpacySentenceSplitter
+from nlp.sentiment_model import BUILTIN_SENTIMENT_DIR, TransformerSentiment
 
 
 def build_encoder(settings: Settings) -> Encoder:
@@ -42,6 +44,17 @@ def build_topic_tagger(settings: Settings):
     return TopicTagger.load(settings.topic_model_dir)
 
 
+def build_sentiment(settings: Settings, encoder: Encoder) -> TransformerSentiment:
+    """The shipped sentiment adapters (``builtin``) or a directory written by ``cxm train sentiment``."""
+    source = settings.sentiment_model
+    return TransformerSentiment.load(BUILTIN_SENTIMENT_DIR if source == "builtin" else source, encoder)
+
+
+def build_sentence_splitter(settings: Settings) -> SpacySentenceSplitter:
+    """spaCy sentences (en_core_web_sm for English, a sentencizer otherwise) cut into clauses at "but"."""
+    return SpacySentenceSplitter()
+
+
 def build_reason_tagger(settings: Settings, encoder: Encoder):
     """The few-shot head at ``settings.reason_model`` if set, else zero-shot over the taxonomy."""
     from nlp.reason_tagger import FewShotReasonHead, ZeroShotReasonTagger
@@ -65,6 +78,8 @@ def build_analyzer(settings: Settings, encoder: Encoder | None = None) -> Feedba
     return FeedbackAnalyzer(
         encoder,
         build_language_detector(settings),
+        sentiment=build_sentiment(settings, encoder),
+        sentence_splitter=build_sentence_splitter(settings),
         reasons=build_reason_tagger(settings, encoder),
         topics=build_topic_tagger(settings),
         signals=build_signal_detector(settings),

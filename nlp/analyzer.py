@@ -86,7 +86,8 @@ class FeedbackAnalyzer:
             for i, s in zip(valid, self.sentiment.predict(docs)):
                 results[i].sentiment = s
             if self.sentence_splitter is not None:
-                self._sentence_sentiment(valid, docs, languages, results)
+                # Split the texts as given, so sentence offsets index the caller's string.
+                self._sentence_sentiment(valid, [texts[i] for i in valid], languages, results)
         if self.reasons is not None or self.topics is not None:
             embeddings = self.encoder.encode(docs)
             if self.reasons is not None:
@@ -106,3 +107,6 @@ class FeedbackAnalyzer:
         scored = self.sentiment.predict([docs[k][a:b] for k, a, b in flat])
         for (k, a, b), s in zip(flat, scored):
             results[valid[k]].sentences.append(SentenceSentiment(docs[k][a:b], a, b, s))
+        for i in valid:
+            labels = {s.sentiment.label for s in results[i].sentences}
+            results[i].mixed = {"positive", "negative"} <= labels

@@ -55,6 +55,8 @@ class Analysis:
     reasons: list[ReasonScore] = field(default_factory=list)
     topics: list[TopicAssignment] = field(default_factory=list)
     signals: Signals | None = None
+    mixed: bool = False
+    """Some sentences are positive and others negative (e.g. "Great staff, but the invoice was wrong")."""
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

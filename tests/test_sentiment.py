@@ -1,0 +1,200 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from api.cli import app
+from api.tables import read_table, write_jsonl
+from nlp.analyzer import FeedbackAnalyzer
+from nlp.sentences import SpacySentenceSplitter
+from nlp.sentiment_model import BUILTIN_SENTIMENT_DIR, SentimentModelError, TransformerSentiment
+from nlp.sentiment_training import SentimentAdapterTrainer
+
+runner = CliRunner()
+
+OBVIOUS = [
+    ("The staff were wonderful and fixed my problem right away, thank you!", "positive"),
+    ("Terrible service. My flight was cancelled and nobody answered the phone for hours.", "negative"),
+    ("Fantastisk service och mycket trevlig personal, rekommenderas varmt!", "positive"),
+    ("Väldigt dålig service, de svarade aldrig och fakturan var fel.", "negative"),
+    ("Świetny sprzedawca, szybka wysyłka, wszystko zgodne z opisem. Polecam!", "positive"),
+    ("Fatalna obsługa, towar przyszedł uszkodzony i nikt nie odpowiada. Nie polecam.", "negative"),
+]
+
+
+@pytest.fixture(scope="module")
+def sentiment(encoder):
+    return TransformerSentiment.load(BUILTIN_SENTIMENT_DIR, encoder)
+
+
+@pytest.fixture(scope="module")
+def analyzer(encoder, language_detector, sentiment):
+    return FeedbackAnalyzer(encoder, language_detector, sentiment=sentiment, sentence_splitter=SpacySentenceSplitter())
+
+
+def test_shipped_artefact_is_small_and_safe():
+    files = sorted(p.name for p in BUILTIN_SENTIMENT_DIR.iterdir())
+    assert files == ["adapter.safetensors", "config.json"]
+    assert sum(p.stat().st_size for p in BUILTIN_SENTIMENT_DIR.iterdir()) < 5_000_000
+
+
+def test_shipped_model_gets_obvious_cases_right_in_three_languages(sentiment):
+    predicted = [s.label for s in sentiment.predict([text for text, _ in OBVIOUS])]
+    assert predicted == [label for _, label in OBVIOUS]
+
+
+def test_probabilities_are_a_distribution_and_score_is_their_difference(sentiment):
+    texts = [text for text, _ in OBVIOUS] + ["Flight 123 leaves at 9.", "ok", "x" * 5000]
+    for s in sentiment.predict(texts):
+        p = s.probabilities
+        assert list(p) == ["negative", "neutral", "positive"]
+        assert sum(p.values()) == pytest.approx(1.0, abs=1e-3)
+        assert -1.0 <= s.score <= 1.0
+        assert s.score == pytest.approx(p["positive"] - p["negative"], abs=1e-3)
+        assert s.label == max(p, key=p.get)
+    assert sentiment.predict([]) == []
+
+
+def test_very_long_text_is_truncated_not_an_error(sentiment):
+    long_text = "The service was awful and slow. " * 600
+    (s,) = sentiment.predict([long_text])
+    assert s.label == "negative"
+
+
+def test_mixed_sentence_gives_a_positive_and_a_negative_clause(analyzer):
+    (result,) = analyzer.analyze(["Great staff, but the invoice was wrong."])
+    assert [(s.text, s.sentiment.label) for s in result.sentences] == [
+        ("Great staff", "positive"), ("but the invoice was wrong.", "negative"),
+    ]
+    assert result.mixed
+
+
+def test_sentence_offsets_index_the_original_text(analyzer):
+    text = "  Bra personal men fakturan var fel.  "
+    (result,) = analyzer.analyze([text])
+    assert result.language == "sv"
+    assert [text[s.start : s.end] for s in result.sentences] == ["Bra personal", "men fakturan var fel."]
+
+
+def tiny_corpus():
+    texts = ["great service, thank you", "awful, never again", "the parcel arrived on monday",
+             "fantastisk personal", "hemskt dåligt", "öppet klockan nio",
+             "świetny sprzedawca", "fatalna obsługa", "paczka przyszła we wtorek"]
+    return texts, ["positive", "negative", "neutral"] * 3
+
+
+def test_trainer_save_load_round_trip_predicts_the_same(encoder, tmp_path):
+    texts, labels = tiny_corpus()
+    trainer = SentimentAdapterTrainer(encoder, split_layer=10, lora_rank=4, epochs=1, batch_size=4,
+                                      max_length=32, calibration_fraction=0.0).fit(texts, labels)
+    trainer.save(tmp_path / "model")
+    in_memory = TransformerSentiment(encoder, trainer.head_, temperature=trainer.temperature_)
+    loaded = TransformerSentiment.load(tmp_path / "model", encoder)
+    again = TransformerSentiment.load(tmp_path / "model", encoder)
+    probe = texts + ["Helt okej.", "Nie wiem."]
+    np.testing.assert_allclose(loaded.predict_proba(probe), in_memory.predict_proba(probe), atol=2e-3)
+    np.testing.assert_array_equal(loaded.predict_proba(probe), again.predict_proba(probe))
+    assert [s.label for s in loaded.predict(probe)] == [s.label for s in in_memory.predict(probe)]
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["split_layer"] == 10 and config["labels"] == ["negative", "neutral", "positive"]
+
+
+def test_trainer_rejects_unknown_labels(encoder):
+    with pytest.raises(ValueError, match="unknown labels"):
+        SentimentAdapterTrainer(encoder).fit(["fine"], ["good"])
+
+
+def copy_shipped(tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(BUILTIN_SENTIMENT_DIR, target)
+    return target
+
+
+def test_missing_files_give_a_clear_error(encoder, tmp_path):
+    with pytest.raises(SentimentModelError, match="needs config.json and adapter.safetensors"):
+        TransformerSentiment.load(tmp_path, encoder)
+
+
+def test_wrong_format_gives_a_clear_error(encoder, tmp_path):
+    target = copy_shipped(tmp_path)
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, "format": "pickle"}))
+    with pytest.raises(SentimentModelError, match="is not a cxm-sentiment-lora/1 sentiment model"):
+        TransformerSentiment.load(target, encoder)
+    (target / "config.json").write_text("{not json")
+    with pytest.raises(SentimentModelError, match="not valid JSON"):
+        TransformerSentiment.load(target, encoder)
+
+
+def test_wrong_shapes_give_a_clear_error(encoder, tmp_path):
+    target = copy_shipped(tmp_path)
+    state = load_file(str(target / "adapter.safetensors"))
+    state["classifier.weight"] = torch.zeros(3, 100)
+    save_file(state, str(target / "adapter.safetensors"))
+    with pytest.raises(SentimentModelError, match="does not fit"):
+        TransformerSentiment.load(target, encoder)
+
+
+def test_encoder_mismatch_and_corrupt_weights_give_clear_errors(encoder, tmp_path):
+    target = copy_shipped(tmp_path)
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, "hidden_size": 768}))
+    with pytest.raises(SentimentModelError, match="768-d encoder"):
+        TransformerSentiment.load(target, encoder)
+    (target / "config.json").write_text(json.dumps(config))
+    (target / "adapter.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(SentimentModelError, match="not a readable safetensors"):
+        TransformerSentiment.load(target, encoder)
+
+
+ROWS = [
+    {"id": "1", "channel": "survey", "text": "Great staff, but the invoice was wrong."},
+    {"id": "2", "channel": "ticket", "text": ""},
+    {"id": "3", "channel": "social", "text": "Fantastisk service, rekommenderas!"},
+    {"id": "4", "channel": "survey", "text": "   "},
+    {"id": "5", "channel": "review", "text": "Fatalna obsługa, nie polecam."},
+]
+
+
+def check_rows(written):
+    assert [(w["id"], w["channel"]) for w in written] == [(r["id"], r["channel"]) for r in ROWS]
+    assert [w["language"] for w in written] == ["en", None, "sv", None, "pl"]
+    for w in (written[1], written[3]):
+        assert w["sentiment"] is None and w["sentences"] == [] and w["error"] == "empty text"
+    assert written[2]["sentiment"]["label"] == "positive" and written[4]["sentiment"]["label"] == "negative"
+    first = written[0]
+    assert first["error"] is None and first["mixed"] is True
+    assert set(first["sentiment"]) == {"label", "score", "probabilities"}
+    assert [(s["text"], s["start"], s["end"], s["sentiment"]["label"]) for s in first["sentences"]] == [
+        ("Great staff", 0, 11, "positive"), ("but the invoice was wrong.", 13, 39, "negative"),
+    ]
+
+
+def test_analyze_cli_end_to_end_on_csv(tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("id,channel,text\n" + "".join(f'{r["id"]},{r["channel"]},"{r["text"]}"\n' for r in ROWS))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["analyze", str(source), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "analysed 5 rows (2 without a result)" in result.output
+    check_rows([json.loads(line) for line in out.read_text().splitlines()])
+
+
+def test_jsonl_input_gives_the_same_rows(analyzer, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS))
+    frame = read_table(source)
+    results = analyzer.analyze(frame["text"].tolist())
+    out = tmp_path / "out.jsonl"
+    write_jsonl(({**row, **res.to_dict()} for row, res in zip(frame.to_dict(orient="records"), results)), out)
+    check_rows([json.loads(line) for line in out.read_text().splitlines()])
+
+
+def test_train_cli_without_data_fails_clearly(tmp_path):
+    result = runner.invoke(app, ["train", "sentiment", "--data-dir", str(tmp_path), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "training split not found" in result.output
