@@ -47,8 +47,8 @@ def test_obvious_billing_and_delivery_rank_first_in_every_language(zero_shot, en
 
 
 def test_user_taxonomy_with_a_new_reason_works_zero_shot(tmp_path, settings, encoder):
-    taxonomy = load_taxonomy()
-    data = taxonomy.to_dict()
+    data = load_taxonomy().to_dict()
+    data["reasons"] = [r for r in data["reasons"] if r["id"] in ("billing", "delivery", "customer_support")]
     data["reasons"].insert(0, {
         "id": "parking",
         "label": {"en": "Parking", "sv": "Parkering", "pl": "Parking"},
@@ -59,7 +59,7 @@ def test_user_taxonomy_with_a_new_reason_works_zero_shot(tmp_path, settings, enc
     path = tmp_path / "taxonomy.yaml"
     save_taxonomy(parse_taxonomy(json.dumps(data)), path)
     tagger = build_reason_tagger(settings.model_copy(update={"reason_taxonomy": path}), encoder)
-    assert tagger.ids[0] == "parking"
+    assert tagger.ids == ["parking", "billing", "delivery", "customer_support"]
     texts = ["There was nowhere to park my car", "Det fanns ingenstans att parkera bilen",
              "Nie było gdzie zaparkować samochodu"]
     assert [r[0].id for r in tagger.predict(encoder.encode(texts))] == ["parking"] * 3

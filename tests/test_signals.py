@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.components import build_analyzer, build_signal_detector
+from api.components import build_reason_tagger, build_signal_detector
+from nlp.analyzer import FeedbackAnalyzer
 from nlp.signals import RuleSignalDetector
 
 
@@ -75,10 +76,11 @@ def test_detector_rejects_mismatched_languages(detector):
         detector.detect(["a", "b"], ["en"])
 
 
-def test_analyzer_outputs_reasons_and_signals(settings, encoder):
-    settings = settings.model_copy(update={"competitors": ["Telia"]})
-    assert build_signal_detector(settings).competitors == ["Telia"]
-    result = build_analyzer(settings, encoder).analyze(["I was charged twice, I'm cancelling and moving to Telia"])[0]
+def test_analyzer_outputs_reasons_and_signals(settings, encoder, language_detector):
+    settings = settings.model_copy(update={"competitors": ["Telia"], "competitor_ner": False})
+    analyzer = FeedbackAnalyzer(encoder, language_detector, reasons=build_reason_tagger(settings, encoder),
+                                signals=build_signal_detector(settings))
+    result = analyzer.analyze(["I was charged twice, I'm cancelling and moving to Telia"])[0]
     assert result.reasons and result.reasons[0].id == "billing"
     assert result.signals.churn_intent and result.signals.competitors == ["Telia"]
     out = result.to_dict()
