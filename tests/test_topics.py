@@ -132,12 +132,13 @@ def test_vectorizer_drops_stop_words_in_all_three_languages():
 
 
 def test_dedupe_keywords_drops_inflections_and_translations(encoder):
-    words = ["technician", "tekniker", "technik", "invoice", "invoices", "delivery"]
+    words = ["technician", "tekniker", "technik", "invoice", "invoices", "delivery delivery", "delivery"]
     from nlp.topics.representation import WORD_TEMPLATE
 
     vectors = encoder.encode([WORD_TEMPLATE.format(w) for w in words])
     kept = dedupe_keywords(words, vectors, center=vectors.mean(axis=0), max_similarity=0.45)
     assert kept[0] == "technician" and "invoices" not in kept and "delivery" in kept
+    assert "delivery delivery" not in kept
     assert not {"tekniker", "technik"} <= set(kept)
     with pytest.raises(ValueError, match="vectors"):
         dedupe_keywords(words, vectors[:2])

@@ -44,9 +44,9 @@ def dedupe_keywords(
     vectors = vectors / np.where(norms == 0, 1.0, norms)
     kept: list[int] = []
     for i, word in enumerate(keywords):
-        if not word:
-            continue
         tokens = set(word.split())
+        if not word or len(tokens) < len(word.split()):
+            continue  # "internet internet": a bigram of a repeated word says nothing new
         repeat = False
         for j in kept:
             other = keywords[j]
