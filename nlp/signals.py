@@ -48,12 +48,21 @@ _NUMBER_PL = r"(?:dwa|trzy|cztery|pięć|sześć|siedem|osiem|dziewięć|dziesi�
 
 CHURN_CUES = _cues([
     # English
-    r"\bcancel(?:l?ing)?\b(?!\s+(?:my|our|the|a|this)\s+(?:flight|order|booking|trip|reservation|appointment))",
-    r"\bcancel\w*\s+(?:my|our|the)\s+(?:contract|subscription|account|membership|service|plan|package|policy|broadband|direct debit)",
+    # "I am / we will / I want to ... cancel": the customer is the one cancelling.
+    r"\b(?:i|we)(?:'m|'ll|\s+am|\s+are|\s+will|\s+shall)?\s+(?:(?:be|now|definitely|seriously|going to|gonna|want to|"
+    r"wish to|would like to|intend to|plan to|(?:have\s+)?decided to|thinking of|considering)\s+)*cancel(?:l?ing)?\b"
+    r"(?!\s+(?:and|then)\s+re)(?!\s+(?:my|our|the|a|this)\s+(?:flight|booking|trip|reservation|appointment))",
+    r"\b(?:i|we)(?:'ve|\s+have)?\s+(?:now\s+|ultimately\s+|already\s+|just\s+|previously\s+)?cancell?ed\s+"
+    r"(?:my|our|all|the)?\s*(?:contract|subscription|account|membership|services?|plan|package|broadband|order|company)",
+    r"\brequested\s+(?:a\s+)?cancellation|\byou(?:'ve|\s+have)?\s+lost\s+a\s+customer",
+    r"\b(?:as soon as|when)\s+(?:my\s+)?contract(?:'s|\s+is|\s+ends|\s+allows)?\b[^.;!?]{0,20}\b(?:i(?:'ll|\s+will)\s+)?"
+    r"(?:change|leave|switch|move|go)",
+    r"\b(?:i(?:'ll|\s+will)|going to)\s+end\s+my\s+contract",
+    r"\b(?:use|go\s+to|go)\s+any(?:one|where|body)\s+(?:else|but)\b",
     rf"\b(?:switch|switching|switched|mov(?:e|ing)|go(?:ing)?|chang(?:e|ing))\s+(?:over\s+)?to\s+(?:an?other|a different|a new|a cheaper|a better)\s+{_PROVIDER_EN}",
     r"\b(?:switch(?:ing)?|mov(?:e|ing)|port(?:ing)?)\s+(?:over\s+)?to\s+(?:(?-i:[A-Z])\w+|a\s+competitor|the\s+competition)",
     r"\b(?:leav(?:e|ing)|quit(?:ting)?|ditch(?:ing)?)\s+(?:you|you guys|your company|this company)\b",
-    r"\bleav(?:e|ing)\s+(?:you\s+)?for\s+\w+",
+    r"\bleav(?:e|ing)\s+(?:you\s+)?for\s+(?-i:[A-Z])\w+",
     r"\bterminat\w*\s+(?:my|our|the)\s+(?:contract|account|subscription|service|agreement)",
     r"\bclos(?:e|ing)\s+(?:my|our)\s+account",
     r"\btak(?:e|ing)\s+my\s+(?:business|money|custom)\s+elsewhere",
