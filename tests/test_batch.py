@@ -157,19 +157,19 @@ def test_ray_engine_equals_local_engine(tmp_path, analyzer, settings):
 
     from api.batch.ray_engine import run_ray
 
-    source = write_jsonl(tmp_path / "in.jsonl", rows(30) + [{"id": "empty", "text": ""}])
-    local = JobConfig(source, tmp_path / "local.parquet", chunk_size=8)
-    remote = JobConfig(source, tmp_path / "ray.parquet", chunk_size=8)
+    source = write_jsonl(tmp_path / "in.jsonl", rows(16) + [{"id": "empty", "text": ""}])
+    local = JobConfig(source, tmp_path / "local.parquet", chunk_size=4)
+    remote = JobConfig(source, tmp_path / "ray.parquet", chunk_size=4)
     run_local(local, analyzer)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         summary = run_ray(remote, settings.model_copy(update={"torch_threads": 1}), workers=1)
     finally:
         ray.shutdown()
-    assert summary.complete and (summary.read, summary.failed) == (31, 1)
+    assert summary.complete and (summary.read, summary.failed) == (17, 1)
     got, expected = read_output(remote.output), read_output(local.output)
-    assert len(got) == len(expected) == 30
+    assert len(got) == len(expected) == 16
     for g, e in zip(got, expected):
         assert_close(g, e)
     assert remote.errors_path.read_text() == local.errors_path.read_text()
-    assert json.loads(remote.errors_path.read_text())["row"] == 31
+    assert json.loads(remote.errors_path.read_text())["row"] == 17
