@@ -94,7 +94,10 @@ class Settings(BaseSettings):
         ["email", "phone", "card", "personnummer", "pesel"],
         description="Personal data replaced by a placeholder before storage or analysis.",
     )
-    risk_threshold: float = Field(0.6, ge=0, le=1, description="Churn probability that opens a case.")
+    risk_threshold: float | None = Field(
+        None, ge=0, le=1,
+        description="Churn probability that opens a case; unset: the churn model's own, chosen at training.",
+    )
 
     @property
     def topic_model_dir(self) -> Path:

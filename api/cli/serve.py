@@ -85,7 +85,7 @@ def flag(rescore_all: bool = typer.Option(False, "--all", help="Re-score every c
     with _sessions()() as session:
         outcome = run_flag(session, load_model(), settings.risk_threshold, rescore_all=rescore_all)
     typer.echo(f"scored {outcome.scored} customers, opened {outcome.cases_opened} cases "
-               f"({outcome.already_open} already open), model {outcome.model_version}", err=True)
+               f"({outcome.already_open} already open) at risk >= {outcome.threshold:.2f}, model {outcome.model_version}", err=True)
 
 
 @app.command()

@@ -40,6 +40,7 @@ class FlagResult(BaseModel):
     cases_opened: int
     already_open: int
     model_version: str
+    threshold: float
 
 
 class RetryResult(BaseModel):

@@ -87,7 +87,7 @@ def model_version(model) -> str:
 
 
 def score(model, customers: Sequence[Customer], rows: Sequence[Feedback], as_of: datetime,
-          threshold: float) -> pd.DataFrame:
+          threshold: float | None) -> pd.DataFrame:
     """``churn.scoring.score_customers`` over the customers' stored history as it stood at ``as_of``."""
     tables = churn_tables(customers, rows, reason_ids_of(model))
     features = features_for(model, tables, as_of + timedelta(seconds=1))
@@ -100,23 +100,28 @@ class FlagOutcome:
     cases_opened: int
     already_open: int
     model_version: str
+    threshold: float
 
 
 def flag(
     session: Session,
     model,
-    threshold: float,
+    threshold: float | None,
     *,
     actor: str = "cxm flag",
     rescore_all: bool = False,
     as_of: datetime | None = None,
 ) -> FlagOutcome:
-    """Re-score customers with new feedback and open one case per customer crossing ``threshold``."""
+    """Re-score customers with new feedback and open one case per customer crossing ``threshold``.
+
+    ``threshold=None`` uses the model's own, chosen on validation data at training.
+    """
+    threshold = float(model.threshold_) if threshold is None else threshold
     as_of = as_of or datetime.now(timezone.utc)
     version = model_version(model)
     customers = queries.customers_to_score(session, only_flagged=not rescore_all)
     if not customers:
-        return FlagOutcome(0, 0, 0, version)
+        return FlagOutcome(0, 0, 0, version, threshold)
     rows = queries.customer_feedback(session, [c.id for c in customers])
     scores = score(model, customers, rows, as_of, threshold)
     by_id = {c.id: c for c in customers}
@@ -150,4 +155,4 @@ def flag(
             # Another flag run opened it a moment ago: the unique index keeps one open case.
             session.rollback()
             already += 1
-    return FlagOutcome(len(scores), opened, already, version)
+    return FlagOutcome(len(scores), opened, already, version, threshold)

@@ -52,7 +52,7 @@ def database_url(request, tmp_path_factory) -> str:
 
 def make_settings(settings, database_url: str, **overrides):
     return settings.model_copy(update={
-        "database_url": database_url, "analysis_retry_interval_s": 0.0, "risk_threshold": 0.6,
+        "database_url": database_url, "analysis_retry_interval_s": 0.0,
         "api_rate_limit_burst": 10_000, "api_rate_limit_per_minute": 100_000, **overrides})
 
 

@@ -52,7 +52,7 @@ def test_flag_scores_and_opens_one_case_per_customer_above_threshold(api, cohort
     probabilities = [c["risk"]["probability"] for c in page["items"]]
     assert probabilities == sorted(probabilities, reverse=True)
     for customer in page["items"]:
-        high = customer["risk"]["probability"] >= 0.6
+        high = customer["risk"]["probability"] >= flagged["threshold"]
         assert (customer["risk"]["tier"] == "high") == high
         assert (customer["case"] is not None) == high
         assert customer["risk"]["reasons"] and customer["latest_feedback"]
