@@ -14,6 +14,11 @@ from api.cli.app import app
 from api.components import build_analyzer, build_encoder
 from api.settings import get_settings
 from api.tables import read_table
+from churn.persistence import load_model
+from churn.scoring import features_for, score_customers
+from churn.simulate import simulate
+from churn.text_features import annotate_tables
+from nlp.results import SENTIMENT_LABELS, Analysis
 
 console = Console()
 
@@ -32,19 +37,82 @@ def setup() -> None:
 
 
 @app.command()
-def demo() -> None:
-    """Analyse the bundled English/Swedish/Polish feedback set and print a summary."""
+def demo(
+    customers: int = typer.Option(120, min=20, help="Simulated customers for the at-risk part."),
+) -> None:
+    """Analyse the bundled en/sv/pl feedback, then flag at-risk customers in a simulated CX history."""
     settings = get_settings()
     frame = read_table(resources.files("api") / "resources" / "demo_feedback.csv")
     analyzer = build_analyzer(settings)
     start = time.perf_counter()
     results = analyzer.analyze(frame["text"].tolist())
-    elapsed = time.perf_counter() - start
+    console.print(_sentiment_table(results, time.perf_counter() - start))
+    console.print(_reasons_table(results))
+    _print_signals_and_mixed(frame, results)
+    _print_at_risk(analyzer, customers)
 
-    table = Table(title=f"{len(frame)} feedback texts analysed in {elapsed:.1f}s")
-    table.add_column("language")
-    table.add_column("texts", justify="right")
-    counts = collections.Counter(r.language for r in results)
-    for lang, n in counts.most_common():
-        table.add_row(str(lang), str(n))
+
+def _sentiment_table(results: list[Analysis], elapsed: float) -> Table:
+    table = Table(title=f"Sentiment by language ({len(results)} texts, {elapsed:.1f}s)")
+    for column in ("language", "texts", *SENTIMENT_LABELS, "mean score"):
+        table.add_column(column, justify="left" if column == "language" else "right")
+    by_lang: dict[str, list[Analysis]] = collections.defaultdict(list)
+    for r in results:
+        by_lang[str(r.language)].append(r)
+    for lang, rows in sorted(by_lang.items(), key=lambda kv: -len(kv[1])):
+        labels = collections.Counter(r.sentiment.label for r in rows if r.sentiment)
+        scores = [r.sentiment.score for r in rows if r.sentiment]
+        mean = f"{sum(scores) / len(scores):+.2f}" if scores else "-"
+        table.add_row(lang, str(len(rows)), *(str(labels[label]) for label in SENTIMENT_LABELS), mean)
+    return table
+
+
+def _reasons_table(results: list[Analysis]) -> Table:
+    """What customers talk about: the top NPS+ reason of each text, with its mean sentiment."""
+    table = Table(title="What customers talk about (top NPS+ reason per text)")
+    for column in ("reason", "texts", "negative", "mean score"):
+        table.add_column(column, justify="left" if column == "reason" else "right")
+    groups: dict[str, list[Analysis]] = collections.defaultdict(list)
+    for r in results:
+        if r.reasons:
+            groups[r.reasons[0].id].append(r)
+    for reason, rows in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        scores = [r.sentiment.score for r in rows if r.sentiment]
+        negative = sum(r.sentiment is not None and r.sentiment.label == "negative" for r in rows)
+        table.add_row(reason, str(len(rows)), str(negative), f"{sum(scores) / max(1, len(scores)):+.2f}")
+    return table
+
+
+def _print_signals_and_mixed(frame, results: list[Analysis]) -> None:
+    intent = [i for i, r in enumerate(results) if r.signals and r.signals.churn_intent]
+    competitors = collections.Counter(c for r in results if r.signals for c in r.signals.competitors)
+    console.print(
+        f"\n[bold]Churn intent[/] in {len(intent)} texts; competitors named (CXM_COMPETITORS): "
+        + (", ".join(f"{name} ({n})" for name, n in competitors.most_common()) or "none")
+    )
+    mixed = next((i for i, r in enumerate(results) if r.mixed), None)
+    if mixed is not None:
+        console.print(f"\n[bold]A mixed text[/], sentence by sentence: {frame['text'][mixed]!r}")
+        for s in results[mixed].sentences:
+            console.print(f"  {s.sentiment.label:>8} {s.sentiment.score:+.2f}  {s.text}")
+
+
+def _print_at_risk(analyzer, n_customers: int) -> None:
+    """Simulated CX history -> text analysis -> shipped churn model -> the triage queue's top."""
+    simulation = simulate(n_customers, seed=7)
+    start = time.perf_counter()
+    tables = annotate_tables(simulation.tables, analyzer)
+    model = load_model()
+    scores = score_customers(model, features_for(model, tables, simulation.end))
+    scores = scores.sort_values("probability", ascending=False)
+    table = Table(
+        title=f"At-risk customers (simulated history of {n_customers} customers, "
+        f"{len(tables.feedback)} feedback events, {time.perf_counter() - start:.0f}s)"
+    )
+    for column in ("customer", "risk", "tier", "why"):
+        table.add_column(column, justify="right" if column == "risk" else "left")
+    for row in scores.head(5).itertuples():
+        table.add_row(row.customer_id, f"{row.probability:.0%}", row.tier, "; ".join(row.reasons[:3]) or "-")
     console.print(table)
+    tiers = collections.Counter(scores["tier"])
+    console.print(f"tiers: {dict(tiers)} (threshold {model.threshold_:.2f}, chosen at training)")
