@@ -38,8 +38,11 @@ def get_analyzer(runtime: RuntimeDep):
 AnalyzerDep = Annotated[object, Depends(get_analyzer)]
 
 
-def caller(runtime: RuntimeDep, session: SessionDep, key: Annotated[str | None, Security(_api_key)]) -> Principal:
-    principal = authenticate(session, key)
+def caller(runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key)]) -> Principal:
+    # A session of its own, closed at once: a request waiting on the models must not hold a
+    # pooled connection (under load that exhausts the pool).
+    with runtime.sessions() as session:
+        principal = authenticate(session, key)
     runtime.limiter.check(principal.key_id)
     return principal
 
