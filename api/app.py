@@ -11,12 +11,13 @@ import logging
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from api.auth import RateLimiter
+from api.deps import no_nul_in_url
 from api.db.engine import make_engine, make_sessionmaker, migrate
 from api.errors import error_response, install_error_handlers
 from api.pii import PiiRedactor
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         version="1",
         summary="Feedback mining, churn risk and the triage queue for CX teams (en/sv/pl), offline.",
         lifespan=lifespan,
+        dependencies=[Depends(no_nul_in_url)],
     )
     install_error_handlers(app)
     _instrument(app)

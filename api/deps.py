@@ -10,9 +10,17 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
 from api.auth import Principal, authenticate, authorize
+from api.errors import ApiError
 from api.runtime import Runtime
+from api.schemas.common import has_nul
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A key made by `cxm keys create`.")
+
+
+def no_nul_in_url(request: Request) -> None:
+    """Path and query values with NUL characters are refused: PostgreSQL text cannot hold them."""
+    if has_nul(request.scope["path"]) or has_nul(list(request.query_params.multi_items())):
+        raise ApiError(422, "validation_error", "path and query parameters must not contain NUL characters")
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -7,10 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from api.schemas.common import InModel
+
 Role = Literal["viewer", "agent", "ingest", "admin"]
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(InModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

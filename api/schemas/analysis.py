@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.schemas.common import InModel
+
 
 class SentimentPublic(BaseModel):
     label: str
@@ -50,7 +52,7 @@ class AnalysisPublic(BaseModel):
     error: str | None = None
 
 
-class AnalyzeIn(BaseModel):
+class AnalyzeIn(InModel):
     model_config = ConfigDict(extra="forbid")
 
     texts: list[Annotated[str, StringConstraints(max_length=10_000)]] = Field(min_length=1, max_length=64)

@@ -7,10 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
+from api.schemas.common import InModel
+
 CaseStatus = Literal["open", "acknowledged", "contacted", "resolved", "dismissed"]
 
 
-class CaseUpdate(BaseModel):
+class CaseUpdate(InModel):
     """Change status, assignee (null unassigns) and/or add a note."""
 
     model_config = ConfigDict(extra="forbid")

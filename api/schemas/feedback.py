@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from api.schemas.common import InModel
+
 Channel = Literal["survey", "email", "chat", "phone", "social", "review", "app", "web", "store", "other"]
 SurveyType = Literal["relational", "transactional", "in-the-moment"]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -31,7 +33,7 @@ def _plausible(value: datetime) -> datetime:
 Moment = Annotated[datetime, AfterValidator(_plausible)]
 
 
-class _FeedbackBase(BaseModel):
+class _FeedbackBase(InModel):
     model_config = ConfigDict(extra="forbid")
 
     external_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
@@ -97,7 +99,7 @@ class TicketFeedback(_FeedbackBase):
 FeedbackItem = Annotated[SurveyFeedback | SocialFeedback | TicketFeedback, Field(discriminator="kind")]
 
 
-class FeedbackBatchIn(BaseModel):
+class FeedbackBatchIn(InModel):
     """Items are validated one by one, so one bad item never sinks the batch.
 
     Each item is a ``SurveyFeedback``, ``SocialFeedback`` or ``TicketFeedback`` (see schemas).
