@@ -20,6 +20,8 @@ from nlp.results import (
 
 
 class SentimentModel(Protocol):
+    """Optionally also ``predict_with_embeddings(texts) -> (sentiments, embeddings)``."""
+
     def predict(self, texts: Sequence[str]) -> list[Sentiment]: ...
 
 
@@ -44,7 +46,8 @@ class SignalDetector(Protocol):
 class FeedbackAnalyzer:
     """Compose the heads; each is optional so a deployment pays only for what it uses.
 
-    The encoder runs once per text and its embeddings feed the reason and topic heads.
+    The encoder's bottom layers run once per text: a sentiment model that offers
+    ``predict_with_embeddings`` returns the sentence embeddings that feed the reason and topic heads.
     """
 
     def __init__(
@@ -82,14 +85,21 @@ class FeedbackAnalyzer:
         for i, lang in zip(valid, languages):
             results[i].language = lang
 
+        needs_embeddings = self.reasons is not None or self.topics is not None
+        embeddings = None
         if self.sentiment is not None:
-            for i, s in zip(valid, self.sentiment.predict(docs)):
+            if needs_embeddings and hasattr(self.sentiment, "predict_with_embeddings"):
+                sentiments, embeddings = self.sentiment.predict_with_embeddings(docs)
+            else:
+                sentiments = self.sentiment.predict(docs)
+            for i, s in zip(valid, sentiments):
                 results[i].sentiment = s
             if self.sentence_splitter is not None:
                 # Split the texts as given, so sentence offsets index the caller's string.
                 self._sentence_sentiment(valid, [texts[i] for i in valid], languages, results)
-        if self.reasons is not None or self.topics is not None:
-            embeddings = self.encoder.encode(docs)
+        if needs_embeddings:
+            if embeddings is None:
+                embeddings = self.encoder.encode(docs)
             if self.reasons is not None:
                 for i, r in zip(valid, self.reasons.predict(embeddings)):
                     results[i].reasons = r
@@ -103,10 +113,13 @@ class FeedbackAnalyzer:
 
     def _sentence_sentiment(self, valid, docs, languages, results) -> None:
         spans = self.sentence_splitter.split(docs, languages)
-        flat = [(k, a, b) for k, doc_spans in enumerate(spans) for a, b in doc_spans]
-        scored = self.sentiment.predict([docs[k][a:b] for k, a, b in flat])
-        for (k, a, b), s in zip(flat, scored):
-            results[valid[k]].sentences.append(SentenceSentiment(docs[k][a:b], a, b, s))
+        flat = [(k, docs[k][a:b], a, b) for k, doc_spans in enumerate(spans) for a, b in doc_spans]
+        # A one-sentence text (most short feedback) is its own sentence: reuse the document's result.
+        todo = [j for j, (k, text, _, _) in enumerate(flat) if text != docs[k].strip()]
+        scored = dict(zip(todo, self.sentiment.predict([flat[j][1] for j in todo])))
+        for j, (k, text, a, b) in enumerate(flat):
+            sentiment = scored.get(j) or results[valid[k]].sentiment
+            results[valid[k]].sentences.append(SentenceSentiment(text, a, b, sentiment))
         for i in valid:
             labels = {s.sentiment.label for s in results[i].sentences}
             results[i].mixed = {"positive", "negative"} <= labels

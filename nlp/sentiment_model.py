@@ -140,20 +140,45 @@ class TransformerSentiment:
         return cls(encoder, head, temperature=config["temperature"], labels=config["labels"])
 
     @torch.inference_mode()
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+    def _forward(self, texts: Sequence[str], with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and, optionally, the encoder's own sentence embeddings from one shared bottom pass."""
+        model = self.encoder.model
+        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        embeddings = np.zeros((len(texts), self.encoder.dim), dtype=np.float32) if with_embeddings else None
         for idx, batch in self.encoder.batches(texts):
-            out[idx] = self.head(bottom_hidden(self.encoder.model, batch, self.split_layer), batch["attention_mask"]).float().numpy()
-        return out
+            mask = batch["attention_mask"]
+            hidden = bottom_hidden(model, batch, self.split_layer)
+            logits[idx] = self.head(hidden, mask).float().numpy()
+            if embeddings is not None:
+                top = run_layers(model.encoder.layer[self.split_layer :], hidden, additive_mask(mask, hidden.dtype))
+                embeddings[idx] = torch.nn.functional.normalize(mean_pool(top, mask), dim=-1).float().numpy()
+        return logits, embeddings
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        return self._forward(texts, with_embeddings=False)[0]
+
+    def _calibrated(self, logits: np.ndarray) -> np.ndarray:
+        return torch.softmax(torch.from_numpy(logits) / self.temperature, dim=-1).numpy()
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated ``(n, 3)`` probabilities in label order (negative, neutral, positive)."""
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return torch.softmax(torch.from_numpy(self.logits(texts)) / self.temperature, dim=-1).numpy()
+        return self._calibrated(self.logits(texts))
 
     def predict(self, texts: Sequence[str]) -> list[Sentiment]:
         return [to_sentiment(p, self.labels) for p in self.predict_proba(list(texts))]
+
+    def predict_with_embeddings(self, texts: Sequence[str]) -> tuple[list[Sentiment], np.ndarray]:
+        """Sentiment plus what ``encoder.encode(texts)`` returns, sharing the bottom layers' pass.
+
+        The reason and topic heads read those embeddings, so a text costs one bottom pass, not two.
+        """
+        texts = list(texts)
+        if not texts:
+            return [], np.zeros((0, self.encoder.dim), dtype=np.float32)
+        logits, embeddings = self._forward(texts, with_embeddings=True)
+        return [to_sentiment(p, self.labels) for p in self._calibrated(logits)], embeddings
 
 
 def to_sentiment(probabilities: np.ndarray, labels: Sequence[str] = SENTIMENT_LABELS) -> Sentiment:

@@ -65,6 +65,15 @@ def test_very_long_text_is_truncated_not_an_error(sentiment):
     assert s.label == "negative"
 
 
+def test_shared_pass_gives_the_encoders_embeddings_and_the_same_sentiment(sentiment, encoder):
+    texts = [text for text, _ in OBVIOUS] + ["ok", "The service was awful and slow. " * 200]
+    sentiments, embeddings = sentiment.predict_with_embeddings(texts)
+    np.testing.assert_allclose(embeddings, encoder.encode(texts), atol=1e-5)
+    assert sentiments == sentiment.predict(texts)
+    empty_sentiments, empty_embeddings = sentiment.predict_with_embeddings([])
+    assert empty_sentiments == [] and empty_embeddings.shape == (0, encoder.dim)
+
+
 def test_mixed_sentence_gives_a_positive_and_a_negative_clause(analyzer):
     (result,) = analyzer.analyze(["Great staff, but the invoice was wrong."])
     assert [(s.text, s.sentiment.label) for s in result.sentences] == [
