@@ -83,9 +83,10 @@ def flag(rescore_all: bool = typer.Option(False, "--all", help="Re-score every c
 
     settings = get_settings()
     with _sessions()() as session:
-        outcome = run_flag(session, load_model(), settings.risk_threshold, rescore_all=rescore_all)
+        outcome = run_flag(session, load_model(), settings.risk_threshold, rescore_all=rescore_all,
+                           cooldown_days=settings.case_cooldown_days)
     typer.echo(f"scored {outcome.scored} customers, opened {outcome.cases_opened} cases "
-               f"({outcome.already_open} already open) at risk >= {outcome.threshold:.2f}, model {outcome.model_version}", err=True)
+               f"({outcome.already_open} already open, {outcome.recently_closed} closed lately) at risk >= {outcome.threshold:.2f}, model {outcome.model_version}", err=True)
 
 
 @app.command()

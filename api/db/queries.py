@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import String, cast, func, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from api.db.models import (
@@ -191,7 +191,8 @@ def triage_queue(
     if min_probability is not None:
         query = query.where(RiskScore.probability >= min_probability)
     for key, value in segments.items():
-        query = query.where(Customer.attributes[key].as_string() == value)
+        # The cast makes numbers compare as text on SQLite too (JSON_EXTRACT returns them typed).
+        query = query.where(cast(Customer.attributes[key].as_string(), String) == value)
     if statuses:
         wanted = [s for s in statuses if s != "none"]
         condition = Case.status.in_(wanted)
@@ -232,6 +233,10 @@ def open_case(session: Session, customer_id: str) -> Case | None:
 
 def customers_with_open_cases(session: Session) -> set[str]:
     return set(session.scalars(select(Case.customer_id).where(Case.status.in_(OPEN_CASE_STATUSES))))
+
+
+def customers_with_cases_closed_since(session: Session, since: datetime) -> set[str]:
+    return set(session.scalars(select(Case.customer_id).where(Case.closed_at >= since)))
 
 
 def get_case(session: Session, case_id: int, *, lock: bool = False) -> Case | None:

@@ -48,7 +48,8 @@ async def flag_customers(runtime: RuntimeDep, principal: Admin, rescore_all: boo
     def run():
         with runtime.sessions() as session:
             return flag(session, runtime.models.churn_model, runtime.settings.risk_threshold,
-                        actor=principal.name, rescore_all=rescore_all)
+                        actor=principal.name, rescore_all=rescore_all,
+                        cooldown_days=runtime.settings.case_cooldown_days)
 
     outcome = await run_in_threadpool(run)
     return FlagResult(**vars(outcome))

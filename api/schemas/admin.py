@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.schemas.common import InModel
 
@@ -41,6 +41,7 @@ class FlagResult(BaseModel):
     scored: int
     cases_opened: int
     already_open: int
+    recently_closed: int = Field(description="Above the threshold, but their case closed within CXM_CASE_COOLDOWN_DAYS.")
     model_version: str
     threshold: float
 

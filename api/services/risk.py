@@ -99,6 +99,7 @@ class FlagOutcome:
     scored: int
     cases_opened: int
     already_open: int
+    recently_closed: int
     model_version: str
     threshold: float
 
@@ -111,17 +112,20 @@ def flag(
     actor: str = "cxm flag",
     rescore_all: bool = False,
     as_of: datetime | None = None,
+    cooldown_days: int = 30,
 ) -> FlagOutcome:
     """Re-score customers with new feedback and open one case per customer crossing ``threshold``.
 
-    ``threshold=None`` uses the model's own, chosen on validation data at training.
+    ``threshold=None`` uses the model's own, chosen on validation data at training. A customer
+    whose case was resolved or dismissed in the last ``cooldown_days`` gets no new case: the team
+    has just spoken to them, and a re-score should not put them straight back in the queue.
     """
     threshold = float(model.threshold_) if threshold is None else threshold
     as_of = as_of or datetime.now(timezone.utc)
     version = model_version(model)
     customers = queries.customers_to_score(session, only_flagged=not rescore_all)
     if not customers:
-        return FlagOutcome(0, 0, 0, version, threshold)
+        return FlagOutcome(0, 0, 0, 0, version, threshold)
     rows = queries.customer_feedback(session, [c.id for c in customers])
     scores = score(model, customers, rows, as_of, threshold)
     by_id = {c.id: c for c in customers}
@@ -135,13 +139,17 @@ def flag(
         customer.needs_scoring = False
     session.commit()
 
-    opened = already = 0
+    opened = already = recent = 0
     with_open_case = queries.customers_with_open_cases(session)
+    closed_lately = queries.customers_with_cases_closed_since(session, as_of - timedelta(days=cooldown_days))
     for record in scores.itertuples(index=False):
         if record.probability < threshold or record.customer_id not in by_id:
             continue
         if record.customer_id in with_open_case:
             already += 1
+            continue
+        if record.customer_id in closed_lately:
+            recent += 1
             continue
         case = Case(customer_id=record.customer_id, status="open", risk_probability=float(record.probability),
                     risk_tier=str(record.tier), opened_at=as_of, updated_at=as_of)
@@ -155,4 +163,4 @@ def flag(
             # Another flag run opened it a moment ago: the unique index keeps one open case.
             session.rollback()
             already += 1
-    return FlagOutcome(len(scores), opened, already, version, threshold)
+    return FlagOutcome(len(scores), opened, already, recent, version, threshold)

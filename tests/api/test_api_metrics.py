@@ -21,7 +21,8 @@ def tag(api):
             items.append({"kind": "survey", "external_id": f"{tag}-{plan}-{k}", "customer_id": f"{tag}-{plan}-{k % 4}",
                           "channel": "survey", "timestamp": f"2025-05-{k + 1:02d}T12:00:00Z", "nps": score,
                           "csat": 1 + score // 2 if score < 10 else 5, "ces": 1 + k % 7,
-                          "segments": {"cohort": tag, "plan": plan}})
+                          "segments": {"cohort": tag, "plan": plan},
+                          **({"survey_type": "transactional", "touchpoint": f"{tag}-app"} if plan == "pro" else {})})
     for k, (first_h, resolved_h, contacts) in enumerate([(1, 5, 1), (3, 27, 2), (2, None, None)]):
         items.append({"kind": "ticket", "external_id": f"{tag}-t{k}", "customer_id": f"{tag}-basic-0",
                       "channel": "chat", "timestamp": "2025-05-10T08:00:00Z", "text": "Help please",
@@ -64,6 +65,13 @@ def test_nps_by_segment_matches_hand_computation(api, tag):
     basic = group(by_plan, "basic")
     assert basic["value"] == pytest.approx(20.0) and basic["n"] >= 10
     assert group(by_plan, "pro")["n"] >= 3
+
+
+def test_nps_by_survey_field(api, tag):
+    app = group(metric(api, "nps", period="all", by="touchpoint"), f"{tag}-app")
+    assert app["n"] == len(NPS["pro"]) and app["value"] == pytest.approx(hand_nps(NPS["pro"])[0], abs=1e-3)
+    kinds = {g["segment"] for g in metric(api, "nps", period="all", by="survey_type")["groups"]}
+    assert {"relational", "transactional"} <= kinds
 
 
 def test_csat_ces_and_ticket_metrics(api, tag):

@@ -29,7 +29,7 @@ def cohort(api):
             items.append({"kind": "survey", "external_id": f"{customer}-s{j}", "customer_id": customer,
                           "channel": "survey", "timestamp": (now - timedelta(days=1 + 10 * j)).isoformat(),
                           "nps": nps, "text": text, "reasons": ["price", "customer_support"],
-                          "segments": {"cohort": tag, "plan": "pro" if i % 2 else "basic"}})
+                          "segments": {"cohort": tag, "plan": "pro" if i % 2 else "basic", "seats": i}})
         items.append({"kind": "ticket", "external_id": f"{customer}-t", "customer_id": customer,
                       "channel": "email", "timestamp": (now - timedelta(days=3)).isoformat(), "text": "It broke."})
     assert api.call("POST", "/v1/feedback", "ingest", json={"items": items}).json()["stored"] == len(items)
@@ -71,6 +71,8 @@ def test_queue_filters_and_pages(api, cohort):
         assert [c["customer_id"] for c in got["items"]] == [c["customer_id"] for c in everyone if c["risk"]["tier"] == tier]
     pro = queue(api, segment=[f"cohort:{tag}", "plan:pro"])
     assert {c["customer_id"] for c in pro["items"]} == {ids[1], ids[3]}
+    seats = queue(api, segment=[f"cohort:{tag}", "seats:3"])  # a number: typed in JSON, text in the URL
+    assert [c["customer_id"] for c in seats["items"]] == [ids[3]]
     no_case = queue(api, segment=f"cohort:{tag}", status="none")
     assert [c["customer_id"] for c in no_case["items"]] == [c["customer_id"] for c in everyone if c["case"] is None]
     first, second = (queue(api, segment=f"cohort:{tag}", limit=2, offset=k) for k in (0, 2))
@@ -107,6 +109,13 @@ def test_case_lifecycle_with_audit_trail(api, cohort):
     assert api.call("PATCH", "/v1/cases/999999", "agent", json={"note": "x"}).status_code == 404
     assert patch(role="viewer", note="x").status_code == 403
     assert api.call("PATCH", f"/v1/cases/{case_id}", "agent", json={}).status_code == 422
+
+    # Still high risk, but just handled: a re-score does not put them straight back in the queue.
+    customer = case["customer_id"]
+    again = api.call("POST", "/v1/admin/flag", "admin", params={"rescore_all": True}).json()
+    assert again["recently_closed"] >= 1
+    profile = api.call("GET", f"/v1/customers/{customer}", "agent").json()
+    assert [c["status"] for c in profile["cases"]] == ["resolved"]
 
 
 def test_customer_profile_shows_risk_cases_and_every_channel(api, cohort):
