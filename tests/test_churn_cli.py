@@ -75,3 +75,44 @@ def test_bad_tables_and_bad_models_fail_with_a_clear_message(tmp_path):
     result = runner.invoke(app, ["churn", "score", "-m", str(tmp_path), "--simulate", "60", "-o",
                                  str(tmp_path / "s.csv")])
     assert result.exit_code == 2 and "no model_card.json" in result.output
+
+
+def test_dates_in_the_future_are_refused(tmp_path):
+    paths = _write_tables(simulate(60, seed=2), tmp_path)
+    feedback = pd.read_csv(paths["feedback"])
+    feedback.loc[5, "timestamp"] = "2052-01-01T00:00:00"  # a mistyped year
+    feedback.to_csv(paths["feedback"], index=False)
+    tables = [f"--{name}={path}" for name, path in paths.items()]
+    result = runner.invoke(app, ["train", "churn", *tables, "-o", str(tmp_path / "m"), "--no-text"])
+    assert result.exit_code == 2
+    assert "feedback: row 5, column 'timestamp': 2052-01-01 00:00:00 is after as_of" in result.output
+
+
+def test_tables_are_checked_against_the_deployments_own_taxonomy(tmp_path, monkeypatch):
+    from api.settings import get_settings
+
+    paths = _write_tables(simulate(60, seed=2), tmp_path)
+    feedback = pd.read_csv(paths["feedback"], keep_default_na=False)
+    picked = feedback["reasons"] != ""
+    feedback.loc[picked, "reasons"] = "roaming"
+    feedback.to_csv(paths["feedback"], index=False)
+    tables = [f"--{name}={path}" for name, path in paths.items()]
+    args = ["train", "churn", *tables, "-o", str(tmp_path / "m"), "--no-text"]
+
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "roaming" in refused.output
+
+    own = tmp_path / "reasons.yaml"
+    own.write_text("version: 1\nreasons:\n"
+                   "  - id: roaming\n    label: {en: Roaming}\n    description: {en: roaming charges abroad}\n"
+                   "  - id: other\n    label: {en: Other}\n    description: {en: anything else}\n", encoding="utf-8")
+    monkeypatch.setenv("CXM_REASON_TAXONOMY", str(own))
+    get_settings.cache_clear()
+    try:
+        trained = runner.invoke(app, args)
+    finally:
+        get_settings.cache_clear()
+    assert trained.exit_code == 0, trained.output
+    card = json.loads((tmp_path / "m" / "model_card.json").read_text())
+    assert card["features"]["reason_ids"] == ["roaming", "other"]
+    assert "picked_roaming" in card["features"]["columns"]

@@ -63,11 +63,12 @@ def _tables(simulate: int | None, seed: int, customers: Path | None, feedback: P
         raise _fail(f"give --simulate N or the table files {needed}")
     from nlp.reason_taxonomy import load_taxonomy
 
-    reason_ids = load_taxonomy().ids
+    # The deployment's own taxonomy (CXM_REASON_TAXONOMY); no date may lie in the future.
+    reason_ids = load_taxonomy(get_settings().reason_taxonomy).ids
     try:
         frames = [_read(customers), _read(feedback), _read(tickets),
                   _read(outcomes) if outcomes is not None else pd.DataFrame({"customer_id": [], "churned_at": []})]
-        tables = validate_tables(*frames, reason_ids=reason_ids)
+        tables = validate_tables(*frames, reason_ids=reason_ids, as_of=pd.Timestamp.now(tz="UTC"))
     except (TableError, SchemaError) as exc:
         raise _fail(str(exc)) from exc
     return tables, data_end(tables), "user tables", reason_ids
