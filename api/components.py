@@ -8,7 +8,7 @@ import torch
 
 from api.settings import Settings
 from nlp.analyzer import FeedbackAnalyzer
-from nlp.encoder import Encoder
+from nlp.encoder import Encoder, quantize_int8
 from nlp.language import LanguageDetector
 from nlp.sentences import SpacySentenceSplitter
 from nlp.sentiment_model import BUILTIN_SENTIMENT_DIR, TransformerSentiment
@@ -73,12 +73,20 @@ def build_signal_detector(settings: Settings):
 
 
 def build_analyzer(settings: Settings, encoder: Encoder | None = None) -> FeedbackAnalyzer:
-    """The full feedback pipeline with every default head."""
+    """The full feedback pipeline with every default head.
+
+    With ``quantize="int8"`` the encoder (``encoder`` too, when given) and the sentiment head are
+    quantised in place, after the adapters are merged and before the taxonomy is embedded.
+    """
     encoder = encoder or build_encoder(settings)
+    sentiment = build_sentiment(settings, encoder)
+    if settings.quantize == "int8":
+        quantize_int8(encoder.model)
+        quantize_int8(sentiment.head)
     return FeedbackAnalyzer(
         encoder,
         build_language_detector(settings),
-        sentiment=build_sentiment(settings, encoder),
+        sentiment=sentiment,
         sentence_splitter=build_sentence_splitter(settings),
         reasons=build_reason_tagger(settings, encoder),
         topics=build_topic_tagger(settings),

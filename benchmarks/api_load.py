@@ -3,7 +3,7 @@
 Open loop: requests start on a fixed schedule whatever the server's pace, so queueing shows up in
 the latencies. ``POST /v1/analyze`` (one text) at ``--rate``/s, and ``POST /v1/feedback`` batches
 at ``--batch-rate``/s, each sent twice (a client retrying every request): afterwards the database
-must hold every item exactly once. Run: ``.venv/bin/python -m benchmarks.api_load``. Ends with one JSON line.
+must hold every item exactly once. The two loads run one after the other (``--together``: at once). Run: ``.venv/bin/python -m benchmarks.api_load``. Ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -118,8 +118,12 @@ async def _load(base: str, key: str, args) -> tuple[dict, dict, set[str]]:
             again = await client.post("/v1/feedback", json={"items": items})  # the client's retry
             return first.status_code == 200 and again.status_code == 200 and again.json()["stored"] == 0
 
-        analyze_stats, feedback_stats = await asyncio.gather(
-            _open_loop(args.rate, args.seconds, analyze), _open_loop(args.batch_rate, args.seconds, feedback))
+        if args.together:
+            analyze_stats, feedback_stats = await asyncio.gather(
+                _open_loop(args.rate, args.seconds, analyze), _open_loop(args.batch_rate, args.seconds, feedback))
+        else:  # each endpoint under its own sustained load
+            analyze_stats = await _open_loop(args.rate, args.seconds, analyze)
+            feedback_stats = await _open_loop(args.batch_rate, args.seconds, feedback)
     return analyze_stats, feedback_stats, sent
 
 
@@ -154,9 +158,12 @@ def main() -> None:
     parser.add_argument("--analyzer", choices=["full", "language"], default="full",
                         help="full: api.components.build_analyzer; language: language id only")
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--together", action="store_true",
+                        help="run the analyze and feedback loads at the same time (default: one after the other)")
+    parser.add_argument("--quantize", choices=["none", "int8"], default="none", help="the analyzer's CXM_QUANTIZE")
     args = parser.parse_args()
 
-    settings = Settings()
+    settings = Settings(quantize=args.quantize)
     encoder = build_encoder(settings)
     analyzer = (build_analyzer(settings, encoder) if args.analyzer == "full"
                 else FeedbackAnalyzer(encoder, build_language_detector(settings)))
@@ -175,7 +182,8 @@ def main() -> None:
             finally:
                 with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    print(json.dumps({"benchmark": "api_load", "analyzer": args.analyzer, "seconds": args.seconds,
+    print(json.dumps({"benchmark": "api_load", "analyzer": args.analyzer, "quantize": args.quantize,
+                      "together": args.together, "seconds": args.seconds,
                       "analyze_rate": args.rate, "batch_rate": args.batch_rate, "batch_size": args.batch_size,
                       "results": results}))
 

@@ -74,6 +74,16 @@ def test_shared_pass_gives_the_encoders_embeddings_and_the_same_sentiment(sentim
     assert empty_sentiments == [] and empty_embeddings.shape == (0, encoder.dim)
 
 
+def test_int8_analyzer_still_gets_the_obvious_cases_right(settings):
+    from api.components import build_analyzer
+
+    quantized = build_analyzer(settings.model_copy(update={"quantize": "int8"}))
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in quantized.encoder.model.modules())
+    results = quantized.analyze([text for text, _ in OBVIOUS])
+    assert [r.sentiment.label for r in results] == [label for _, label in OBVIOUS]
+    assert all(r.reasons for r in results)
+
+
 def test_mixed_sentence_gives_a_positive_and_a_negative_clause(analyzer):
     (result,) = analyzer.analyze(["Great staff, but the invoice was wrong."])
     assert [(s.text, s.sentiment.label) for s in result.sentences] == [
