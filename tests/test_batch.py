@@ -173,3 +173,52 @@ def test_ray_engine_equals_local_engine(tmp_path, analyzer, settings):
         assert_close(g, e)
     assert remote.errors_path.read_text() == local.errors_path.read_text()
     assert json.loads(remote.errors_path.read_text())["row"] == 17
+
+
+def test_cli_exit_codes_and_summary(tmp_path):
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["score", str(tmp_path / "nowhere.csv"), str(tmp_path / "out.jsonl")])
+    assert missing.exit_code == 2 and "error:" in missing.output
+
+    records = rows(6) + [{"id": "empty", "text": ""}]
+    source = write_jsonl(tmp_path / "in.jsonl", records)
+    args = ["score", str(source), str(tmp_path / "out.jsonl"), "--chunk-size", "3"]
+    stopped = runner.invoke(app, [*args, "--max-chunks", "1"])
+    assert stopped.exit_code == 3 and "rerun the same command" in stopped.output
+    finished = runner.invoke(app, args)
+    assert finished.exit_code == 1, finished.output  # one bad row
+    summary = next(json.loads(line) for line in finished.stdout.splitlines() if line.startswith("{"))
+    assert (summary["read"], summary["scored"], summary["failed"]) == (7, 6, 1)
+    assert [r["id"] for r in read_output(tmp_path / "out.jsonl")] == [r["id"] for r in rows(6)]
+
+
+@pytest.mark.slow
+def test_killed_job_resumes_with_every_row_exactly_once(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    source = write_jsonl(tmp_path / "in.jsonl", rows(60))
+    output = tmp_path / "out.jsonl"
+    cmd = [str(Path(sys.executable).parent / "cxm"), "score", str(source), str(output), "--chunk-size", "5"]
+    work_dir = JobConfig(source, output).work_dir
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while len(list(work_dir.glob("*.done.json"))) < 2 and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)  # no clean shutdown: whatever was half-written stays
+    job.wait()
+    done_before = len(list(work_dir.glob("*.done.json")))
+    assert 2 <= done_before < 12 and not output.exists()
+
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert summary["resumed_chunks"] >= done_before and summary["read"] == summary["scored"] == 60
+    assert [r["id"] for r in read_output(output)] == [r["id"] for r in rows(60)]
