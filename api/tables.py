@@ -26,7 +26,7 @@ def read_table(path: str | Path, text_column: str = "text") -> pd.DataFrame:
         if suffix == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
         elif suffix in (".jsonl", ".json"):
-            frame = pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
+            frame = _read_json(path, lines=suffix == ".jsonl")
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:
@@ -40,6 +40,24 @@ def read_table(path: str | Path, text_column: str = "text") -> pd.DataFrame:
             f"{path}: no {text_column!r} column (columns: {', '.join(map(str, frame.columns))})"
         )
     return frame
+
+
+def _read_json(path: Path, lines: bool) -> pd.DataFrame:
+    """JSON records as Python objects: ids stay ints, dates stay strings (pandas would coerce both)."""
+    with path.open(encoding="utf-8") as fh:
+        if lines:
+            records = []
+            for number, line in enumerate(fh, start=1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(f"line {number}: {exc}") from exc
+        else:
+            records = json.load(fh)
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ValueError("expected JSON objects, one per record")
+    return pd.DataFrame(records, dtype=object)
 
 
 def _jsonable(value: Any) -> Any:

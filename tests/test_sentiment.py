@@ -203,14 +203,25 @@ def test_analyze_cli_end_to_end_on_csv(tmp_path):
     check_rows([json.loads(line) for line in out.read_text().splitlines()])
 
 
-def test_jsonl_input_gives_the_same_rows(analyzer, tmp_path):
+def test_analyze_cli_on_jsonl_passes_columns_through_unchanged(tmp_path):
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS))
-    frame = read_table(source)
-    results = analyzer.analyze(frame["text"].tolist())
+    records = [
+        {"id": 7, "created_at": 1764000000, "language": "pl", "text": "Great staff, but the invoice was wrong."},
+        {"id": None, "created_at": 1764000001, "language": "sv", "text": "   "},
+        {"id": 9, "created_at": 1764000002, "language": "en", "text": 12345},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "out.jsonl"
-    write_jsonl(({**row, **res.to_dict()} for row, res in zip(frame.to_dict(orient="records"), results)), out)
-    check_rows([json.loads(line) for line in out.read_text().splitlines()])
+    result = runner.invoke(app, ["analyze", str(source), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(w["id"], w["created_at"], w["input_language"]) for w in written] == [
+        (r["id"], r["created_at"], r["language"]) for r in records]
+    first = written[0]
+    assert first["language"] == "en" and first["mixed"] is True
+    assert {"sentiment", "sentences", "reasons", "signals"} <= set(first)
+    assert first["reasons"] and set(first["signals"]) >= {"churn_intent", "competitors", "effort", "urgency"}
+    assert [w["error"] for w in written] == [None, "empty text", "text is not a string"]
 
 
 def test_train_cli_without_data_fails_clearly(tmp_path):

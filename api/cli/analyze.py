@@ -18,16 +18,22 @@ def analyze(
     output: Path = typer.Option(..., "-o", "--output", help="JSONL file to write."),
     text_column: str = typer.Option("text", help="Name of the column holding the text."),
 ) -> None:
-    """Analyse every row; other columns pass through unchanged."""
+    """Analyse every row; other columns pass through unchanged (``input_<name>`` where the
+    analysis writes a field of that name, e.g. an input column called ``language``)."""
     try:
         frame = read_table(input, text_column)
     except TableError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     analyzer = build_analyzer(get_settings())
-    texts = [t if isinstance(t, str) else None for t in frame[text_column].tolist()]
+    texts = [None if isinstance(t, float) and t != t else t for t in frame[text_column].tolist()]
     results = analyzer.analyze(texts)
     rows = frame.to_dict(orient="records")
-    n = write_jsonl(({**row, **res.to_dict()} for row, res in zip(rows, results)), output)
+    n = write_jsonl((_merge(row, res.to_dict()) for row, res in zip(rows, results)), output)
     failed = sum(r.error is not None for r in results)
     typer.echo(f"analysed {n} rows ({failed} without a result) -> {output}", err=True)
+
+
+def _merge(row: dict, analysis: dict) -> dict:
+    """The input row plus the analysis; an input column the analysis would overwrite is kept renamed."""
+    return {**{(f"input_{k}" if k in analysis else k): v for k, v in row.items()}, **analysis}
