@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from api.components import build_reason_tagger
-from nlp.reason_tagger import HEAD_CONFIG, HEAD_WEIGHTS, FewShotReasonHead, ZeroShotReasonTagger
+from nlp.reason_tagger import HEAD_CONFIG, HEAD_WEIGHTS, FewShotReasonHead
 from nlp.reason_taxonomy import TaxonomyError, load_taxonomy, parse_taxonomy, save_taxonomy
 
 STABLE_IDS = ["price", "billing", "delivery", "product_quality", "customer_support", "usability",

@@ -8,7 +8,6 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.tables import read_table, write_jsonl
 from nlp.analyzer import FeedbackAnalyzer
 from nlp.sentences import SpacySentenceSplitter
 from nlp.sentiment_model import BUILTIN_SENTIMENT_DIR, SentimentModelError, TransformerSentiment

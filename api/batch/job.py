@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from api.batch.readers import BadRow, Chunk, ChunkTask, InputError, Source, check_text_column, discover, iter_chunks
+from api.batch.readers import BadRow, Chunk, InputError, Source, check_text_column, discover, iter_chunks
 from api.batch.writers import OUTPUT_FORMATS, concat_jsonl, concat_parquet, encode_part
 from nlp.results import Analysis
 
