@@ -23,3 +23,6 @@ def test_demo_runs_on_the_bundled_multilingual_set():
     assert result.exit_code == 0, result.output
     for language in ("en", "sv", "pl"):
         assert f"│ {language}" in result.output
+    assert "Topics in the same texts" in result.output and " · " in result.output  # topic labels
+    assert "Telia" in result.output.split("competitors named")[1].splitlines()[0]
+    assert "At-risk customers" in result.output

@@ -21,6 +21,7 @@ from churn.text_features import annotate_tables
 from nlp.results import SENTIMENT_LABELS, Analysis
 
 console = Console()
+DEMO_COMPETITORS = ("Telia", "Telenor", "Orange", "Tele2", "Play")
 
 
 @app.command()
@@ -42,12 +43,15 @@ def demo(
 ) -> None:
     """Analyse the bundled en/sv/pl feedback, then flag at-risk customers in a simulated CX history."""
     settings = get_settings()
+    if not settings.competitors:  # the bundled texts name these telcos
+        settings = settings.model_copy(update={"competitors": list(DEMO_COMPETITORS)})
     frame = read_table(resources.files("api") / "resources" / "demo_feedback.csv")
     analyzer = build_analyzer(settings)
     start = time.perf_counter()
     results = analyzer.analyze(frame["text"].tolist())
     console.print(_sentiment_table(results, time.perf_counter() - start))
     console.print(_reasons_table(results))
+    console.print(_topics_table(analyzer, frame["text"].tolist(), results))
     _print_signals_and_mixed(frame, results)
     _print_at_risk(analyzer, customers)
 
@@ -80,6 +84,29 @@ def _reasons_table(results: list[Analysis]) -> Table:
         scores = [r.sentiment.score for r in rows if r.sentiment]
         negative = sum(r.sentiment is not None and r.sentiment.label == "negative" for r in rows)
         table.add_row(reason, str(len(rows)), str(negative), f"{sum(scores) / max(1, len(scores)):+.2f}")
+    return table
+
+
+def _topics_table(analyzer, texts: list[str], results: list[Analysis]) -> Table:
+    """Topics found in the bundled texts themselves (BERTopic; k-means, as the set is small)."""
+    from nlp.topics.config import TopicModelConfig
+    from nlp.topics.model import TopicModel
+
+    start = time.perf_counter()
+    config = TopicModelConfig(reduction="pca", clustering="kmeans", n_topics=6, min_topic_size=3)
+    model = TopicModel(config).fit(texts, analyzer.encoder.encode(texts), analyzer.encoder)
+    table = Table(title=f"Topics in the same texts (BERTopic over the shared encoder, fitted in "
+                        f"{time.perf_counter() - start:.0f}s)")
+    for column in ("topic", "texts", "languages", "mean score"):
+        table.add_column(column, justify="right" if column in ("texts", "mean score") else "left")
+    members: dict[int, list[Analysis]] = collections.defaultdict(list)
+    for topic_id, result in zip(model.document_topics_, results):
+        members[topic_id].append(result)
+    for topic in sorted(model.topics_, key=lambda t: -len(members[t.id])):
+        rows = members[topic.id]
+        scores = [r.sentiment.score for r in rows if r.sentiment]
+        languages = ", ".join(sorted({str(r.language) for r in rows}))
+        table.add_row(topic.label, str(len(rows)), languages, f"{sum(scores) / max(1, len(scores)):+.2f}")
     return table
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,14 +158,21 @@ class TopicModel:
             )
         # Labels are computed once, for the final assignment: KeyBERT-style re-ranking embeds
         # every topic's candidate words and is the slow part of a fit.
-        bertopic.update_topics(
-            texts,
-            topics=list(topics),
-            top_n_words=config.top_n_words,
-            vectorizer_model=vectorizer,
-            ctfidf_model=ctfidf,
-            representation_model=representation,
-        )
+        # BERTopic warns that custom assignments break later topic reduction; none follows here.
+        bertopic_log = logging.getLogger("BERTopic")
+        level = bertopic_log.level
+        bertopic_log.setLevel(logging.ERROR)
+        try:
+            bertopic.update_topics(
+                texts,
+                topics=list(topics),
+                top_n_words=config.top_n_words,
+                vectorizer_model=vectorizer,
+                ctfidf_model=ctfidf,
+                representation_model=representation,
+            )
+        finally:
+            bertopic_log.setLevel(level)
         self.outlier_share_ = float(np.mean(topics == OUTLIER))
 
         internal = sorted(int(t) for t in set(topics.tolist()) if t != OUTLIER)
