@@ -1,4 +1,4 @@
-"""The README's curl session for support leads and dashboards runs against the real app."""
+"""The README's curl session runs against the real app; its `cxm` lines parse against the real CLI."""
 
 from __future__ import annotations
 
@@ -56,3 +56,28 @@ def test_readme_curl_session_works(api):
             case_id = flagged["cust-1"]["case"]["id"]
     history = api.call("GET", f"/v1/cases/{case_id}", "agent").json()
     assert history["status"] == "resolved"
+
+
+def readme_cxm_lines() -> list[list[str]]:
+    """Every `.venv/bin/cxm ...` line of the README's bash blocks, without its comment."""
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    lines = [line.split("  #")[0] for block in blocks for line in block.splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith(".venv/bin/cxm ")]
+
+
+def test_readme_cxm_commands_parse_against_the_real_cli():
+    """Each documented command line names a real command with options it accepts (not run)."""
+    import typer
+
+    from api.cli import app
+
+    found = readme_cxm_lines()
+    assert len(found) >= 10
+    for line in found:
+        command, ctx, args = typer.main.get_command(app), None, list(line)
+        while hasattr(command, "list_commands"):  # a group (typer vendors its own click)
+            ctx = command.context_class(command, info_name=command.name or "cxm", parent=ctx)
+            sub = command.get_command(ctx, args[0]) if args else None
+            assert sub is not None, f"README: no command {args[:1]} in `cxm {' '.join(line)}`"
+            command, args = sub, args[1:]
+        command.make_context(command.name, args, parent=ctx)  # unknown or missing options raise
