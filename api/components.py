@@ -8,7 +8,7 @@ import torch
 
 from api.settings import Settings
 from nlp.analyzer import FeedbackAnalyzer
-from nlp.encoder import Encoder, quantize_int8
+from nlp.encoder import Encoder
 from nlp.language import LanguageDetector
 from nlp.sentences import SpacySentenceSplitter
 from nlp.sentiment_model import BUILTIN_SENTIMENT_DIR, TransformerSentiment
@@ -81,8 +81,7 @@ def build_analyzer(settings: Settings, encoder: Encoder | None = None) -> Feedba
     encoder = encoder or build_encoder(settings)
     sentiment = build_sentiment(settings, encoder)
     if settings.quantize == "int8":
-        quantize_int8(encoder.model)
-        quantize_int8(sentiment.head)
+        sentiment.quantize_int8()
     return FeedbackAnalyzer(
         encoder,
         build_language_detector(settings),

@@ -1,9 +1,11 @@
 """Latency and correctness of the HTTP API under a sustained load, over loopback, on SQLite and PostgreSQL.
 
 Open loop: requests start on a fixed schedule whatever the server's pace, so queueing shows up in
-the latencies. The client runs in a process of its own. ``POST /v1/analyze`` (one text) at ``--rate``/s, and ``POST /v1/feedback`` batches
-at ``--batch-rate``/s, each sent twice (a client retrying every request): afterwards the database
-must hold every item exactly once. The two loads run one after the other (``--together``: at once). Run: ``.venv/bin/python -m benchmarks.api_load``. Ends with one JSON line.
+the latencies; the client runs in a process of its own. ``POST /v1/analyze`` (one text) at
+``--rate``/s, and ``POST /v1/feedback`` batches at ``--batch-rate``/s, each sent twice (a client
+retrying every request): afterwards the database must hold every item exactly once. The two loads
+run one after the other (``--together``: at once). Run: ``.venv/bin/python -m benchmarks.api_load``.
+Ends with one JSON line.
 """
 
 from __future__ import annotations

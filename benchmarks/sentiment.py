@@ -21,7 +21,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from api.components import build_encoder, build_sentiment
-from nlp.encoder import quantize_int8
 from api.settings import Settings
 from nlp.encoder import mean_pool
 from nlp.results import SENTIMENT_LABELS
@@ -104,8 +103,7 @@ def main() -> None:
     settings = Settings(sentiment_model=args.model, torch_threads=args.threads)
     model = build_sentiment(settings, build_encoder(settings))
     if args.quantize == "int8":
-        quantize_int8(model.encoder.model)
-        quantize_int8(model.head)
+        model.quantize_int8()
     tests = sorted((args.data_dir / "benchmarks").glob("sentiment_*.test.csv"))
     if args.only:
         tests = [t for t in tests if any(part in t.name for part in args.only)]

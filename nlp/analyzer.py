@@ -118,7 +118,7 @@ class FeedbackAnalyzer:
         todo = [j for j, (k, text, _, _) in enumerate(flat) if text != docs[k].strip()]
         scored = dict(zip(todo, self.sentiment.predict([flat[j][1] for j in todo])))
         for j, (k, text, a, b) in enumerate(flat):
-            sentiment = scored.get(j) or results[valid[k]].sentiment
+            sentiment = scored[j] if j in scored else results[valid[k]].sentiment
             results[valid[k]].sentences.append(SentenceSentiment(text, a, b, sentiment))
         for i in valid:
             labels = {s.sentiment.label for s in results[i].sentences}

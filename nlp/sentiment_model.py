@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from nlp.encoder import Encoder, mean_pool
+from nlp.encoder import Encoder, mean_pool, quantize_int8
 from nlp.lora import merge_lora_state
 from nlp.results import SENTIMENT_LABELS, Sentiment
 
@@ -168,6 +168,11 @@ class TransformerSentiment:
 
     def predict(self, texts: Sequence[str]) -> list[Sentiment]:
         return [to_sentiment(p, self.labels) for p in self.predict_proba(list(texts))]
+
+    def quantize_int8(self) -> None:
+        """Dynamic int8 linear layers in the shared encoder and the adapted head, in place."""
+        quantize_int8(self.encoder.model)
+        quantize_int8(self.head)
 
     def predict_with_embeddings(self, texts: Sequence[str]) -> tuple[list[Sentiment], np.ndarray]:
         """Sentiment plus what ``encoder.encode(texts)`` returns, sharing the bottom layers' pass.

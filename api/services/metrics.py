@@ -67,7 +67,7 @@ TRANSFORMS: dict[str, Callable[[float], float]] = {
 }
 
 
-def _segment(by: str | None, channel: str, *attributes: dict) -> str | None:
+def _segment(by: str | None, channel: str, *attributes: dict | None) -> str | None:
     """The group of one observation: its channel, a survey field (survey_type, journey_stage,
     touchpoint), a feedback segment or a customer attribute, looked up in that order."""
     if by is None:
@@ -75,7 +75,7 @@ def _segment(by: str | None, channel: str, *attributes: dict) -> str | None:
     if by == "channel":
         return channel
     for attrs in attributes:
-        if by in attrs:
+        if attrs and by in attrs:
             return str(attrs[by])
     return "unknown"
 
@@ -83,11 +83,11 @@ def _segment(by: str | None, channel: str, *attributes: dict) -> str | None:
 def _observations(session: Session, metric: str, by: str | None, start, end) -> Iterable[tuple[datetime, str | None, float]]:
     if metric in TRANSFORMS:
         for feedback, customer in queries.scored_feedback(session, metric, start, end):
-            yield feedback.created_at, _segment(by, feedback.channel, feedback.survey or {}, feedback.segments,
+            yield feedback.created_at, _segment(by, feedback.channel, feedback.survey, feedback.segments,
                                                 customer.attributes), float(getattr(feedback, metric))
         return
     for ticket, feedback, customer in queries.tickets(session, start, end):
-        segment = _segment(by, feedback.channel, feedback.survey or {}, feedback.segments, customer.attributes)
+        segment = _segment(by, feedback.channel, feedback.survey, feedback.segments, customer.attributes)
         if metric == "frt" and ticket.first_response_at is not None:
             yield ticket.opened_at, segment, (ticket.first_response_at - ticket.opened_at).total_seconds() / 3600
         elif metric == "art" and ticket.resolved_at is not None:
