@@ -202,6 +202,15 @@ def test_analyze_cli_end_to_end_on_csv(tmp_path):
     check_rows([json.loads(line) for line in out.read_text().splitlines()])
 
 
+def test_jsonl_input_gives_the_same_rows(tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["analyze", str(source), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    check_rows([json.loads(line) for line in out.read_text().splitlines()])
+
+
 def test_analyze_cli_on_jsonl_passes_columns_through_unchanged(tmp_path):
     source = tmp_path / "in.jsonl"
     records = [
