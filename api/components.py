@@ -75,12 +75,19 @@ def build_signal_detector(settings: Settings):
 def build_analyzer(settings: Settings, encoder: Encoder | None = None) -> FeedbackAnalyzer:
     """The full feedback pipeline with every default head.
 
-    With ``quantize="int8"`` the encoder (``encoder`` too, when given) and the sentiment head are
-    quantised in place, after the adapters are merged and before the taxonomy is embedded.
+    With ``backend="onnx"`` the sentiment-plus-embedding pass runs on ONNX Runtime (int8 there
+    with ``quantize="int8"``). On torch, ``quantize="int8"`` quantises the encoder (``encoder`` too,
+    when given) and the sentiment head in place, after the adapters are merged and before the
+    taxonomy is embedded.
     """
     encoder = encoder or build_encoder(settings)
     sentiment = build_sentiment(settings, encoder)
-    if settings.quantize == "int8":
+    if settings.backend == "onnx":
+        from nlp.onnx_sentiment import OnnxSentiment
+
+        sentiment = OnnxSentiment.from_torch(sentiment, settings.model_dir, quantize=settings.quantize,
+                                             threads=settings.torch_threads)
+    elif settings.quantize == "int8":
         sentiment.quantize_int8()
     return FeedbackAnalyzer(
         encoder,

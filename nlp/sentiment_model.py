@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,8 +88,66 @@ class SentimentHead(nn.Module):
         return self.classifier(mean_pool(hidden, attention_mask))
 
 
-class TransformerSentiment:
-    """``predict(texts) -> list[Sentiment]`` with temperature-calibrated probabilities."""
+class SharedPass(nn.Module):
+    """Token ids and mask in; sentiment logits and the encoder's own sentence embeddings out.
+
+    The bottom layers run once for both. This is the graph both backends run: torch directly,
+    ONNX Runtime after export (``nlp.onnx_sentiment``).
+    """
+
+    def __init__(self, model: nn.Module, head: SentimentHead, split_layer: int):
+        super().__init__()
+        self.model, self.head, self.split_layer = model, head, split_layer
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        hidden = bottom_hidden(self.model, batch, self.split_layer)
+        logits = self.head(hidden, attention_mask)
+        mask = additive_mask(attention_mask, hidden.dtype)
+        top = run_layers(self.model.encoder.layer[self.split_layer :], hidden, mask)
+        return logits, torch.nn.functional.normalize(mean_pool(top, attention_mask), dim=-1)
+
+
+class SentimentPredictor(ABC):
+    """Calibrated predictions on top of a backend's ``_forward``."""
+
+    encoder: Encoder
+    temperature: float
+    labels: tuple[str, ...]
+
+    @abstractmethod
+    def _forward(self, texts: Sequence[str], with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(n, 3)`` logits and, when asked, the ``(n, dim)`` sentence embeddings, in input order."""
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        return self._forward(texts, with_embeddings=False)[0]
+
+    def _calibrated(self, logits: np.ndarray) -> np.ndarray:
+        return torch.softmax(torch.from_numpy(logits) / self.temperature, dim=-1).numpy()
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated ``(n, 3)`` probabilities in label order (negative, neutral, positive)."""
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self._calibrated(self.logits(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[Sentiment]:
+        return [to_sentiment(p, self.labels) for p in self.predict_proba(list(texts))]
+
+    def predict_with_embeddings(self, texts: Sequence[str]) -> tuple[list[Sentiment], np.ndarray]:
+        """Sentiment plus what ``encoder.encode(texts)`` returns, sharing the bottom layers' pass.
+
+        The reason and topic heads read those embeddings, so a text costs one bottom pass, not two.
+        """
+        texts = list(texts)
+        if not texts:
+            return [], np.zeros((0, self.encoder.dim), dtype=np.float32)
+        logits, embeddings = self._forward(texts, with_embeddings=True)
+        return [to_sentiment(p, self.labels) for p in self._calibrated(logits)], embeddings
+
+
+class TransformerSentiment(SentimentPredictor):
+    """``predict(texts) -> list[Sentiment]`` with temperature-calibrated probabilities, in torch."""
 
     def __init__(
         self,
@@ -110,6 +169,10 @@ class TransformerSentiment:
     @property
     def split_layer(self) -> int:
         return len(self.encoder.model.encoder.layer) - len(self.head.top)
+
+    def shared_pass(self) -> SharedPass:
+        """The whole computation as one module (weights shared, not copied)."""
+        return SharedPass(self.encoder.model, self.head, self.split_layer).eval()
 
     @classmethod
     def load(cls, path: str | Path, encoder: Encoder) -> TransformerSentiment:
@@ -142,48 +205,22 @@ class TransformerSentiment:
     @torch.inference_mode()
     def _forward(self, texts: Sequence[str], with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and, optionally, the encoder's own sentence embeddings from one shared bottom pass."""
-        model = self.encoder.model
         logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         embeddings = np.zeros((len(texts), self.encoder.dim), dtype=np.float32) if with_embeddings else None
+        joint = self.shared_pass()
         for idx, batch in self.encoder.batches(texts):
-            mask = batch["attention_mask"]
-            hidden = bottom_hidden(model, batch, self.split_layer)
-            logits[idx] = self.head(hidden, mask).float().numpy()
-            if embeddings is not None:
-                top = run_layers(model.encoder.layer[self.split_layer :], hidden, additive_mask(mask, hidden.dtype))
-                embeddings[idx] = torch.nn.functional.normalize(mean_pool(top, mask), dim=-1).float().numpy()
+            if embeddings is None:
+                hidden = bottom_hidden(self.encoder.model, batch, self.split_layer)
+                logits[idx] = self.head(hidden, batch["attention_mask"]).float().numpy()
+            else:
+                batch_logits, batch_embeddings = joint(batch["input_ids"], batch["attention_mask"])
+                logits[idx], embeddings[idx] = batch_logits.float().numpy(), batch_embeddings.float().numpy()
         return logits, embeddings
-
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        return self._forward(texts, with_embeddings=False)[0]
-
-    def _calibrated(self, logits: np.ndarray) -> np.ndarray:
-        return torch.softmax(torch.from_numpy(logits) / self.temperature, dim=-1).numpy()
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Calibrated ``(n, 3)`` probabilities in label order (negative, neutral, positive)."""
-        if not texts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self._calibrated(self.logits(texts))
-
-    def predict(self, texts: Sequence[str]) -> list[Sentiment]:
-        return [to_sentiment(p, self.labels) for p in self.predict_proba(list(texts))]
 
     def quantize_int8(self) -> None:
         """Dynamic int8 linear layers in the shared encoder and the adapted head, in place."""
         quantize_int8(self.encoder.model)
         quantize_int8(self.head)
-
-    def predict_with_embeddings(self, texts: Sequence[str]) -> tuple[list[Sentiment], np.ndarray]:
-        """Sentiment plus what ``encoder.encode(texts)`` returns, sharing the bottom layers' pass.
-
-        The reason and topic heads read those embeddings, so a text costs one bottom pass, not two.
-        """
-        texts = list(texts)
-        if not texts:
-            return [], np.zeros((0, self.encoder.dim), dtype=np.float32)
-        logits, embeddings = self._forward(texts, with_embeddings=True)
-        return [to_sentiment(p, self.labels) for p in self._calibrated(logits)], embeddings
 
 
 def to_sentiment(probabilities: np.ndarray, labels: Sequence[str] = SENTIMENT_LABELS) -> Sentiment:

@@ -73,11 +73,19 @@ def test_shared_pass_gives_the_encoders_embeddings_and_the_same_sentiment(sentim
     assert empty_sentiments == [] and empty_embeddings.shape == (0, encoder.dim)
 
 
-def test_int8_analyzer_still_gets_the_obvious_cases_right(settings):
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_int8_analyzer_still_gets_the_obvious_cases_right(settings, backend):
     from api.components import build_analyzer
 
-    quantized = build_analyzer(settings.model_copy(update={"quantize": "int8"}))
-    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in quantized.encoder.model.modules())
+    quantized = build_analyzer(settings.model_copy(update={"quantize": "int8", "backend": backend}))
+    if backend == "torch":
+        modules = quantized.encoder.model.modules()
+        assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in modules)
+    else:
+        import onnx
+
+        graph = onnx.load(str(quantized.sentiment.path), load_external_data=False).graph
+        assert "MatMulInteger" in {node.op_type for node in graph.node}
     results = quantized.analyze([text for text, _ in OBVIOUS])
     assert [r.sentiment.label for r in results] == [label for _, label in OBVIOUS]
     assert all(r.reasons for r in results)

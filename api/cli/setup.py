@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli.app import app
-from api.components import build_analyzer, build_encoder
+from api.components import build_analyzer, build_encoder, build_sentiment
 from api.settings import get_settings
 from api.tables import read_table
 from churn.persistence import load_model
@@ -26,7 +26,7 @@ DEMO_COMPETITORS = ("Telia", "Telenor", "Orange", "Tele2", "Play")
 
 @app.command()
 def setup() -> None:
-    """Build the offline multilingual encoder into the model cache (idempotent)."""
+    """Build the offline multilingual encoder (and its ONNX export) into the model cache (idempotent)."""
     settings = get_settings()
     start = time.perf_counter()
     encoder = build_encoder(settings)
@@ -35,6 +35,12 @@ def setup() -> None:
         f"encoder ready: {settings.encoder} -> dim {vector.shape[1]}, "
         f"cache {settings.model_dir} ({time.perf_counter() - start:.1f}s)"
     )
+    if settings.backend == "onnx":
+        from nlp.onnx_sentiment import ensure_onnx_model
+
+        start = time.perf_counter()
+        path = ensure_onnx_model(build_sentiment(settings, encoder), settings.model_dir, settings.quantize)
+        console.print(f"ONNX Runtime graph ready: {path} ({time.perf_counter() - start:.1f}s)")
 
 
 @app.command()

@@ -32,6 +32,7 @@ def model_versions(settings: Settings, analyzer: object) -> dict[str, str]:
         "cxm": cxm_version,
         "encoder": settings.encoder,
         "sentiment": settings.sentiment_model,
+        "runtime": settings.backend + ("-int8" if settings.quantize == "int8" else ""),
         "heads": ",".join(heads) or "language",
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -36,6 +37,42 @@ def test_concurrent_calls_share_a_batch_and_keep_their_order(models):
     results = asyncio.run(run())
     assert counting.batches == [4]
     assert [[a.language for a in r] for r in results] == [["sv"], ["pl"], ["en", "sv"]]
+
+
+class GatedAnalyzer(CountingAnalyzer):
+    """The real analyzer, whose first call waits until the test opens the gate."""
+
+    def __init__(self, analyzer):
+        super().__init__(analyzer)
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def analyze(self, texts):
+        if not self.batches:
+            self.entered.set()
+            self.gate.wait(timeout=30)
+        return super().analyze(texts)
+
+
+def test_calls_queued_while_the_model_is_busy_share_the_next_batch_without_waiting(models):
+    gated = GatedAnalyzer(models.analyzer)
+
+    async def run():
+        batcher = MicroBatcher(gated, wait_s=0, max_batch=32)
+        batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.analyze(["Tack så mycket!"]))
+            while not gated.entered.is_set():  # the model is busy with the first call
+                await asyncio.sleep(0.01)
+            later = [asyncio.ensure_future(batcher.analyze([t])) for t in ("Dziękuję!", "Thanks a lot!")]
+            await asyncio.sleep(0.05)
+            gated.gate.set()
+            return await asyncio.gather(first, *later)
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(run())
+    assert gated.batches == [1, 2]
+    assert [r[0].language for r in results] == ["sv", "pl", "en"]
 
 
 def test_a_failing_model_fails_every_waiting_call():
