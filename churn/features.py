@@ -169,7 +169,7 @@ def _text_features(out, events, start, cutoff, ids, reason_ids) -> None:
     recent_intent = intent[intent["timestamp"] >= start]
     out["churn_intent"] = _analysed_count(recent_intent, recent_intent["churn_intent"] > 0, len(intent) > 0, ids)
     out["days_since_churn_intent"] = _days_since(intent, intent["churn_intent"] > 0, cutoff, ids)
-    named = events[events["competitors"].map(lambda cell: cell is not None)]
+    named = events[events["competitors"].map(lambda cell: cell is not None).astype(bool)]
     recent_named = named[named["timestamp"] >= start]
     out["competitor_mentions"] = _analysed_count(recent_named, recent_named["competitors"].map(len) > 0,
                                                  len(named) > 0, ids)

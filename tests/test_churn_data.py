@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.features import as_of, build_features, labels, training_frame
+from churn.features import as_of, build_features, feature_names, labels, training_frame
 from churn.phrasebook import REASON_IDS
 from churn.schema import SchemaError, validate_tables
 from churn.simulate import simulate
@@ -95,6 +95,13 @@ def test_a_ticket_resolved_after_the_cutoff_is_still_open_at_it():
     tables = _validate(customers, feedback, tickets, outcomes)
     assert build_features(as_of(tables, "2024-04-15"), REASON_IDS).loc["a", "open_tickets"] == 1
     assert build_features(as_of(tables, "2024-05-02"), REASON_IDS).loc["a", "open_tickets"] == 0
+
+
+def test_no_customer_active_at_the_cutoff_gives_no_rows_not_an_error():
+    customers, feedback, tickets, outcomes = _tables()
+    outcomes.loc[1, "churned_at"] = "2024-06-15"
+    features = build_features(as_of(_validate(customers, feedback, tickets, outcomes), "2024-07-01"), REASON_IDS)
+    assert features.empty and list(features.columns) == feature_names(REASON_IDS)
 
 
 def test_labels_and_training_frame_respect_the_horizon():
