@@ -1,7 +1,8 @@
 """The FastAPI application: ``create_app`` wires settings, database, models and routes.
 
-Models load once in ``lifespan`` (or are handed in, as the tests do to share them); inference
-runs off the event loop; pending analyses are retried in the background.
+Models load once in ``lifespan`` (or are handed in, as the tests do to share them); the churn
+model is ``CXM_CHURN_MODEL``, else the latest one retraining activated, else the shipped one.
+Inference runs off the event loop; pending analyses are retried in the background.
 """
 
 from __future__ import annotations
@@ -10,32 +11,45 @@ import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy.orm import sessionmaker
 
 from api.auth import RateLimiter
 from api.deps import no_nul_in_url
 from api.db.engine import make_engine, make_sessionmaker, migrate
 from api.errors import error_response, install_error_handlers
 from api.pii import PiiRedactor
-from api.routes import admin, cases, customers, feedback, health, metrics
+from api.routes import admin, cases, customers, feedback, health, metrics, outcomes
 from api.schemas.feedback import FeedbackItem
+from api.schemas.outcomes import OutcomeItem
 from api.runtime import MicroBatcher, Models, Runtime
 from api.services.analysis import model_versions, retry_pending
+from api.services.retraining import churn_model_dir, fail_interrupted_runs
 from api.settings import Settings, get_settings
+from churn.persistence import load_model
 
 log = logging.getLogger("cxm.api")
 
 
-def load_models(settings: Settings) -> Models:
-    """The analyzer from ``api.components`` and the churn model (``churn.persistence``)."""
+def load_models(settings: Settings, churn_dir: Path | None = None) -> Models:
+    """The analyzer from ``api.components`` and the churn model in ``churn_dir``
+    (default ``settings.churn_model``; None there too: the one shipped with cxm)."""
     from api.components import build_analyzer
-    from churn.persistence import load_model
 
-    return Models(analyzer=build_analyzer(settings), churn_model=load_model())
+    return Models(analyzer=build_analyzer(settings), churn_model=load_model(churn_dir or settings.churn_model))
+
+
+def _churn_dir_at_start(settings: Settings, sessions: sessionmaker) -> Path | None:
+    with sessions() as session:
+        if interrupted := fail_interrupted_runs(session):
+            log.warning("%d retraining run(s) were interrupted by a stop; recorded as failed", interrupted)
+        return churn_model_dir(session, settings)
 
 
 async def _retry_loop(runtime: Runtime) -> None:
@@ -106,13 +120,15 @@ def _instrument(app: FastAPI) -> None:
 
 
 def _openapi(app: FastAPI):
-    """The generated spec plus the feedback item schemas the batch endpoint validates one by one."""
+    """The generated spec plus the item schemas the batch endpoints validate one by one."""
 
     def build() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
             items = TypeAdapter(FeedbackItem).json_schema(ref_template="#/components/schemas/{model}")
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(items.get("$defs", {}))
+            components.update(items.get("$defs", {}))
+            components["OutcomeItem"] = OutcomeItem.model_json_schema(ref_template="#/components/schemas/{model}")
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -127,9 +143,16 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
     async def lifespan(app: FastAPI):
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(migrate, engine)
-        loaded = models or await asyncio.to_thread(load_models, settings)
+        sessions = make_sessionmaker(engine)
+        churn_dir = await asyncio.to_thread(_churn_dir_at_start, settings, sessions)
+        if models is None:
+            loaded = await asyncio.to_thread(load_models, settings, churn_dir)
+        elif churn_dir is not None:  # handed-in models are the defaults; a pinned or activated model wins
+            loaded = replace(models, churn_model=await asyncio.to_thread(load_model, churn_dir))
+        else:
+            loaded = models
         runtime = Runtime(
-            settings=settings, engine=engine, sessions=make_sessionmaker(engine), models=loaded,
+            settings=settings, engine=engine, sessions=sessions, models=loaded,
             redactor=PiiRedactor(settings.pii_redact),
             limiter=RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst),
             batcher=MicroBatcher(loaded.analyzer, settings.analyze_batch_wait_ms / 1000, settings.analyze_max_batch),
@@ -157,7 +180,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
     install_error_handlers(app)
     _instrument(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
-    for module in (health, feedback, customers, cases, metrics, admin):
+    for module in (health, feedback, outcomes, customers, cases, metrics, admin):
         app.include_router(module.router)
     app.openapi = _openapi(app)
     return app

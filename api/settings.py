@@ -113,6 +113,16 @@ class Settings(BaseSettings):
         None, ge=0, le=1,
         description="Churn probability that opens a case; unset: the churn model's own, chosen at training.",
     )
+    churn_model: Path | None = Field(
+        None,
+        description="Directory saved by `cxm train churn`; pins the churn model (unset: the latest one "
+        "activated by retraining, else the one shipped with cxm).",
+    )
+    retrain_min_pr_auc_gain: float = Field(
+        -0.01, ge=-1, le=1,
+        description="A retrained churn model is activated when its validation PR-AUC minus the current "
+        "model's is at least this (negative: a small loss is tolerated for fresher data).",
+    )
 
     @property
     def topic_model_dir(self) -> Path:

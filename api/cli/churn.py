@@ -1,8 +1,9 @@
-"""``cxm train churn``, ``cxm churn evaluate`` and ``cxm churn score``.
+"""``cxm train churn``, ``cxm churn evaluate``, ``cxm churn score`` and ``cxm churn retrain``.
 
 Tables come from files (CSV, JSONL or Parquet; see ``churn/schema.py`` for the columns) or from
 the simulator (``--simulate N``). Feedback texts are analysed with the configured analyzer
-(``api.components.build_analyzer``) unless ``--no-text``.
+(``api.components.build_analyzer``) unless ``--no-text``. ``retrain`` learns from the service's
+own database instead, as ``POST /v1/admin/retrain`` does.
 """
 
 from __future__ import annotations
@@ -165,3 +166,30 @@ def score_churn(
     counts = scores["tier"].value_counts()
     typer.echo(f"scored {len(scores)} customers as of {moment.date()}: {counts.get('high', 0)} high, "
                f"{counts.get('medium', 0)} medium -> {output}", err=True)
+
+
+@churn_app.command("retrain")
+def retrain_churn(
+    force: bool = typer.Option(False, "--force", help="Activate the new model even if it validates worse."),
+) -> None:
+    """Retrain on the service's database (feedback, analyses, outcomes) and activate the model if not worse."""
+    from api.cli.serve import _sessions
+    from api.services.retraining import RetrainInProgress, churn_model_dir, retrain
+
+    settings = get_settings()
+    sessions = _sessions()
+    with sessions() as session:
+        current = _load(churn_model_dir(session, settings))
+    try:
+        run = retrain(sessions, settings, current, "cxm churn retrain", force=force).run
+    except RetrainInProgress as exc:
+        raise _fail(str(exc)) from exc
+    if run.status == "failed":
+        raise _fail(f"run {run.id} failed: {run.error}")
+    metrics, baseline = run.metrics, run.baseline
+    compared = (f"in service {baseline['model_version']}: PR-AUC {baseline['metrics']['pr_auc']:.3f}"
+                if baseline["comparable"] else baseline["reason"])
+    verdict = (f"activated (a running service loads it at its next start) -> {run.path}" if run.activated
+               else f"not activated: {run.error}")
+    typer.echo(f"run {run.id} {run.status}: {run.model_version}, validation ROC-AUC {metrics['roc_auc']:.3f}, "
+               f"PR-AUC {metrics['pr_auc']:.3f} ({compared}); {verdict}", err=True)

@@ -77,13 +77,18 @@ def keys_revoke(key_id: int) -> None:
 
 @app.command()
 def flag(rescore_all: bool = typer.Option(False, "--all", help="Re-score every customer, not only changed ones.")) -> None:
-    """Re-score customers with new feedback and open cases above CXM_RISK_THRESHOLD (no duplicates)."""
+    """Re-score customers with new feedback and open cases above CXM_RISK_THRESHOLD (no duplicates).
+
+    The churn model is CXM_CHURN_MODEL, else the latest one retraining activated, else the shipped one.
+    """
+    from api.services.retraining import churn_model_dir
     from api.services.risk import flag as run_flag
     from churn.persistence import load_model
 
     settings = get_settings()
     with _sessions()() as session:
-        outcome = run_flag(session, load_model(), settings.risk_threshold, rescore_all=rescore_all,
+        model = load_model(churn_model_dir(session, settings))
+        outcome = run_flag(session, model, settings.risk_threshold, rescore_all=rescore_all,
                            cooldown_days=settings.case_cooldown_days)
     typer.echo(f"scored {outcome.scored} customers, opened {outcome.cases_opened} cases "
                f"({outcome.already_open} already open, {outcome.recently_closed} closed lately) at risk >= {outcome.threshold:.2f}, model {outcome.model_version}", err=True)

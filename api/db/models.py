@@ -1,4 +1,5 @@
-"""The tables: raw feedback stored before analysis, customers, tickets, risk, cases and their audit trail."""
+"""The tables: raw feedback stored before analysis, customers, tickets, churn outcomes, risk, cases and
+their audit trail, API keys and model (re)training runs."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ FEEDBACK_STATUSES = ("pending", "analysed", "failed")
 CASE_STATUSES = ("open", "acknowledged", "contacted", "resolved", "dismissed")
 OPEN_CASE_STATUSES = ("open", "acknowledged", "contacted")
 ROLES = ("viewer", "agent", "ingest", "admin")
+RUN_STATUSES = ("running", "succeeded", "rejected", "failed")
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -110,6 +112,16 @@ class Ticket(Base):
     feedback: Mapped[Feedback] = relationship(back_populates="ticket")
 
 
+class ChurnOutcome(Base):
+    """Who actually left, and when: the labels retraining learns from (one row per customer)."""
+
+    __tablename__ = "churn_outcomes"
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    churned_at: Mapped[datetime] = mapped_column()
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class RiskScore(Base):
     """The current churn risk of a customer (one row each, replaced on every re-score)."""
 
@@ -181,3 +193,32 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class ModelRun(Base):
+    """One retraining run; ``activated`` marks the runs whose model was put into service."""
+
+    __tablename__ = "model_runs"
+    __table_args__ = (
+        # One run at a time per kind, across processes, enforced by the database itself.
+        Index(
+            "uq_model_runs_one_running",
+            "kind",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    path: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    baseline: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    activated: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -14,8 +14,10 @@ from api.db.models import (
     ApiKey,
     Case,
     CaseEvent,
+    ChurnOutcome,
     Customer,
     Feedback,
+    ModelRun,
     RiskScore,
     Ticket,
 )
@@ -102,11 +104,43 @@ def customer_feedback(session: Session, customer_ids: Sequence[str]) -> list[Fee
     )
 
 
+def all_feedback(session: Session) -> list[Feedback]:
+    """Every feedback row with its ticket (the history retraining learns from)."""
+    return list(session.scalars(select(Feedback).options(selectinload(Feedback.ticket)).order_by(Feedback.id)))
+
+
+def existing_customer_ids(session: Session, customer_ids: Iterable[str]) -> set[str]:
+    ids = list(customer_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        found.update(session.scalars(select(Customer.id).where(Customer.id.in_(ids[start : start + 500]))))
+    return found
+
+
 def customers_to_score(session: Session, only_flagged: bool = True) -> list[Customer]:
     query = select(Customer).order_by(Customer.id)
     if only_flagged:
         query = query.where(Customer.needs_scoring.is_(True))
     return list(session.scalars(query))
+
+
+# Churn outcomes
+
+
+def churn_outcomes(session: Session, customer_ids: Iterable[str] | None = None) -> list[ChurnOutcome]:
+    """The outcomes of these customers (None: of every customer)."""
+    if customer_ids is None:
+        return list(session.scalars(select(ChurnOutcome).order_by(ChurnOutcome.customer_id)))
+    ids = list(customer_ids)
+    found: list[ChurnOutcome] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.extend(session.scalars(select(ChurnOutcome).where(ChurnOutcome.customer_id.in_(chunk))))
+    return found
+
+
+def add_churn_outcome(session: Session, outcome: ChurnOutcome) -> None:
+    session.add(outcome)
 
 
 # Metrics and topics
@@ -279,3 +313,41 @@ def list_api_keys(session: Session) -> list[ApiKey]:
 
 def get_api_key(session: Session, key_id: int) -> ApiKey | None:
     return session.get(ApiKey, key_id)
+
+
+# Model training runs
+
+
+def add_model_run(session: Session, run: ModelRun) -> ModelRun:
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_model_run(session: Session, run_id: int) -> ModelRun | None:
+    return session.get(ModelRun, run_id)
+
+
+def running_model_run(session: Session, kind: str) -> ModelRun | None:
+    return session.scalar(select(ModelRun).where(ModelRun.kind == kind, ModelRun.status == "running"))
+
+
+def list_model_runs(session: Session, limit: int, offset: int) -> tuple[list[ModelRun], int]:
+    """Latest first."""
+    total = session.scalar(select(func.count()).select_from(ModelRun))
+    rows = session.scalars(select(ModelRun).order_by(ModelRun.id.desc()).limit(limit).offset(offset))
+    return list(rows), int(total or 0)
+
+
+def activated_model_runs(session: Session, kind: str) -> list[ModelRun]:
+    """Runs whose model was put into service, latest first."""
+    return list(session.scalars(
+        select(ModelRun).where(ModelRun.kind == kind, ModelRun.activated.is_(True)).order_by(ModelRun.id.desc())
+    ))
+
+
+def fail_running_model_runs(session: Session, error: str, at: datetime) -> int:
+    result = session.execute(
+        update(ModelRun).where(ModelRun.status == "running").values(status="failed", error=error, finished_at=at)
+    )
+    return result.rowcount or 0

@@ -1,17 +1,29 @@
-"""Admin: API keys, re-scoring (`flag`) and re-trying pending analyses."""
+"""Admin: API keys, re-scoring (`flag`), retraining the churn model and re-trying pending analyses."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
 from api.auth import create_api_key, revoke_api_key
 from api.db import queries
 from api.deps import Admin, AnalyzerDep, RuntimeDep, SessionDep
 from api.errors import ApiError
-from api.schemas.admin import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyPublic, FlagResult, RetryResult
-from api.schemas.common import ERROR_RESPONSES
+from api.schemas.admin import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyPublic,
+    FlagResult,
+    ModelRunPage,
+    ModelRunPublic,
+    RetryResult,
+)
+from api.schemas.common import ERROR_RESPONSES, ErrorResponse
 from api.services.analysis import retry_pending
+from api.services.retraining import RetrainInProgress, start_retraining
 from api.services.risk import flag
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
@@ -53,6 +65,36 @@ async def flag_customers(runtime: RuntimeDep, principal: Admin, rescore_all: boo
 
     outcome = await run_in_threadpool(run)
     return FlagResult(**vars(outcome))
+
+
+@router.post("/retrain", response_model=ModelRunPublic, status_code=202,
+             responses={409: {"model": ErrorResponse, "description": "A retraining run is still running"}},
+             summary="Retrain the churn model on the stored feedback and outcomes (in the background)")
+async def retrain(runtime: RuntimeDep, principal: Admin, force: bool = False) -> ModelRunPublic:
+    """The run trains off the event loop; poll ``GET /v1/admin/runs/{id}``. Its model replaces the one
+    in service when its validation PR-AUC is not worse by more than CXM_RETRAIN_MIN_PR_AUC_GAIN, or
+    when ``force``."""
+    try:
+        run = await run_in_threadpool(start_retraining, runtime, principal.name, force=force)
+    except RetrainInProgress as exc:
+        raise ApiError(409, "retrain_in_progress", str(exc), {"run_id": exc.run_id}) from exc
+    return ModelRunPublic.model_validate(run, from_attributes=True)
+
+
+@router.get("/runs", response_model=ModelRunPage, summary="Retraining runs, latest first")
+def list_runs(session: SessionDep, _: Admin, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> ModelRunPage:
+    runs, total = queries.list_model_runs(session, limit, offset)
+    return ModelRunPage(items=[ModelRunPublic.model_validate(r, from_attributes=True) for r in runs],
+                        total=total, limit=limit, offset=offset)
+
+
+@router.get("/runs/{run_id}", response_model=ModelRunPublic, summary="One retraining run")
+def get_run(session: SessionDep, _: Admin, run_id: int = Path(ge=1, le=2**31 - 1)) -> ModelRunPublic:
+    run = queries.get_model_run(session, run_id)
+    if run is None:
+        raise ApiError(404, "not_found", f"no retraining run {run_id}")
+    return ModelRunPublic.model_validate(run, from_attributes=True)
 
 
 @router.post("/retry-analysis", response_model=RetryResult, summary="Analyse pending feedback now")

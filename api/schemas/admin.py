@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api.schemas.common import InModel
+from api.schemas.common import InModel, Page
 
 Role = Literal["viewer", "agent", "ingest", "admin"]
+RunStatus = Literal["running", "succeeded", "rejected", "failed"]
 
 
 class ApiKeyCreate(InModel):
@@ -51,3 +52,24 @@ class RetryResult(BaseModel):
     analysed: int
     still_pending: int
     failed: int
+
+
+class ModelRunPublic(BaseModel):
+    """A retraining run: ``succeeded`` activated its model, ``rejected`` kept the current one."""
+
+    id: int
+    kind: Literal["churn"]
+    status: RunStatus
+    requested_by: str
+    started_at: datetime
+    finished_at: datetime | None
+    model_version: str | None
+    path: str | None = Field(description="Where the trained model and its card were saved.")
+    metrics: dict[str, Any] | None = Field(description="The new model's validation metrics (roc_auc, pr_auc, brier...).")
+    baseline: dict[str, Any] | None = Field(
+        description="The model in service on the same validation cutoffs, or why it could not be compared.")
+    activated: bool
+    error: str | None = Field(description="Why the run failed, or why its model was not activated.")
+
+
+ModelRunPage = Page[ModelRunPublic]

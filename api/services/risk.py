@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.db import queries
-from api.db.models import Case, CaseEvent, Customer, Feedback, RiskScore
+from api.db.models import Case, CaseEvent, ChurnOutcome, Customer, Feedback, RiskScore
 from churn.schema import CUSTOMER_SEGMENTS, validate_tables
 from churn.scoring import features_for, reason_ids_of, score_customers
 
@@ -28,8 +28,9 @@ def _plain(value):
     return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
-def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason_ids: Sequence[str]):
-    """The customers' stored history as validated ``churn.schema`` tables."""
+def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason_ids: Sequence[str],
+                 outcomes: Sequence[ChurnOutcome] = ()):
+    """The customers' stored history and churn outcomes as validated ``churn.schema`` tables."""
     allowed = set(reason_ids)
     first_seen: dict[str, datetime] = {}
     for row in rows:
@@ -75,7 +76,8 @@ def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason
                                         "csat", "reasons", "text", "sentiment_score", "text_reasons",
                                         "churn_intent", "competitors"]),
         pd.DataFrame(tickets, columns=["customer_id", "opened_at", "first_response_at", "resolved_at", "reopened"]),
-        pd.DataFrame({"customer_id": [], "churned_at": []}),
+        pd.DataFrame({"customer_id": [o.customer_id for o in outcomes],
+                      "churned_at": [o.churned_at.isoformat() for o in outcomes]}),
         reason_ids=reason_ids,
     )
 
@@ -87,9 +89,12 @@ def model_version(model) -> str:
 
 
 def score(model, customers: Sequence[Customer], rows: Sequence[Feedback], as_of: datetime,
-          threshold: float | None) -> pd.DataFrame:
-    """``churn.scoring.score_customers`` over the customers' stored history as it stood at ``as_of``."""
-    tables = churn_tables(customers, rows, reason_ids_of(model))
+          threshold: float | None, outcomes: Sequence[ChurnOutcome] = ()) -> pd.DataFrame:
+    """``churn.scoring.score_customers`` over the customers' stored history as it stood at ``as_of``.
+
+    Customers whose recorded churn lies before ``as_of`` have left: they get no score.
+    """
+    tables = churn_tables(customers, rows, reason_ids_of(model), outcomes)
     features = features_for(model, tables, as_of + timedelta(seconds=1))
     return score_customers(model, features, threshold=threshold)
 
@@ -126,8 +131,9 @@ def flag(
     customers = queries.customers_to_score(session, only_flagged=not rescore_all)
     if not customers:
         return FlagOutcome(0, 0, 0, 0, version, threshold)
-    rows = queries.customer_feedback(session, [c.id for c in customers])
-    scores = score(model, customers, rows, as_of, threshold)
+    ids = [c.id for c in customers]
+    rows = queries.customer_feedback(session, ids)
+    scores = score(model, customers, rows, as_of, threshold, queries.churn_outcomes(session, ids))
     by_id = {c.id: c for c in customers}
     for record in scores.itertuples(index=False):
         queries.upsert_risk(session, RiskScore(
