@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from contextlib import ExitStack, contextmanager
 
 import psycopg
 import pytest
@@ -32,9 +33,9 @@ def models(encoder, language_detector) -> Models:
     return Models(analyzer=FeedbackAnalyzer(encoder, language_detector), churn_model=load_model())
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A uniquely named database for this session, dropped at the end; unreachable PostgreSQL fails."""
+@contextmanager
+def postgres_database():
+    """A uniquely named database, dropped afterwards; unreachable PostgreSQL fails."""
     name = f"cxm_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -43,11 +44,30 @@ def postgres_url():
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The database this session's PostgreSQL tests share."""
+    with postgres_database() as url:
+        yield url
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(request, tmp_path_factory) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'cxm.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def new_database(database_url, tmp_path_factory):
+    """Makes empty databases of ``database_url``'s kind, for tests whose results depend on all the data."""
+    with ExitStack() as stack:
+        def make() -> str:
+            if database_url.startswith("sqlite"):
+                return f"sqlite:///{tmp_path_factory.mktemp('db') / 'cxm.db'}"
+            return stack.enter_context(postgres_database())
+
+        yield make
 
 
 def make_settings(settings, database_url: str, **overrides):
@@ -76,10 +96,17 @@ class Api:
         return self.client.request(method, path, headers=headers, **kwargs)
 
 
+@contextmanager
+def serve(settings, database_url: str, models, **overrides):
+    """An app over ``database_url`` (started and stopped like the real one) and keys for it."""
+    with TestClient(create_app(make_settings(settings, database_url, **overrides), models=models)) as client:
+        yield Api(client)
+
+
 @pytest.fixture(scope="session")
 def api(settings, database_url, models):
-    with TestClient(create_app(make_settings(settings, database_url), models=models)) as client:
-        yield Api(client)
+    with serve(settings, database_url, models) as api:
+        yield api
 
 
 @pytest.fixture
