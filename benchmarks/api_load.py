@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
+from importlib import resources
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -34,15 +35,12 @@ from api.components import build_analyzer, build_encoder, build_language_detecto
 from api.db.models import Feedback
 from api.runtime import Models
 from api.settings import Settings
+from api.tables import read_table
 from churn.persistence import load_model
 from nlp.analyzer import FeedbackAnalyzer
 
-TEXTS = [
-    "The app keeps crashing when I try to pay, I am thinking of switching.",
-    "Appen kraschar varje gång jag ska betala, jag funderar på att byta.",
-    "Aplikacja ciągle się zawiesza przy płatności, myślę o zmianie operatora.",
-    "Great service, the support team solved it in minutes.",
-]
+# The 40 bundled demo texts (en/sv/pl, one to three sentences), so requests differ as real ones do.
+TEXTS = read_table(resources.files("api") / "resources" / "demo_feedback.csv")["text"].tolist()
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 
@@ -106,7 +104,7 @@ async def _load(base: str, key: str, args) -> tuple[dict, dict, set[str]]:
     sent: set[str] = set()
     run = uuid.uuid4().hex[:8]
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
-        await client.post("/v1/analyze", json={"texts": TEXTS})  # warm-up
+        await client.post("/v1/analyze", json={"texts": TEXTS[:32]})  # warm-up
 
         async def analyze(k: int) -> bool:
             r = await client.post("/v1/analyze", json={"texts": [TEXTS[k % len(TEXTS)]]})
@@ -171,10 +169,11 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--together", action="store_true",
                         help="run the analyze and feedback loads at the same time (default: one after the other)")
+    parser.add_argument("--backend", choices=["onnx", "torch"], default="onnx", help="the analyzer's CXM_BACKEND")
     parser.add_argument("--quantize", choices=["none", "int8"], default="none", help="the analyzer's CXM_QUANTIZE")
     args = parser.parse_args()
 
-    settings = Settings(quantize=args.quantize)
+    settings = Settings(backend=args.backend, quantize=args.quantize)
     encoder = build_encoder(settings)
     analyzer = (build_analyzer(settings, encoder) if args.analyzer == "full"
                 else FeedbackAnalyzer(encoder, build_language_detector(settings)))
@@ -193,7 +192,8 @@ def main() -> None:
             finally:
                 with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    print(json.dumps({"benchmark": "api_load", "analyzer": args.analyzer, "quantize": args.quantize,
+    print(json.dumps({"benchmark": "api_load", "analyzer": args.analyzer, "backend": args.backend,
+                      "quantize": args.quantize,
                       "together": args.together, "seconds": args.seconds,
                       "analyze_rate": args.rate, "batch_rate": args.batch_rate, "batch_size": args.batch_size,
                       "results": results}))
