@@ -48,7 +48,10 @@ class Encoder:
         prefix: str = "query: ",
         max_length: int = 512,
         batch_size: int = 32,
+        source: Path | None = None,
     ):
+        self.source = source
+        """The local model directory it was loaded from (None: built in memory or a hub id)."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.prefix = prefix
@@ -65,7 +68,7 @@ class Encoder:
         path = resolve_model_source(source, cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path, add_pooling_layer=False)
-        return cls(model, tokenizer, **kwargs)
+        return cls(model, tokenizer, source=Path(path) if Path(path).is_dir() else None, **kwargs)
 
     @property
     def dim(self) -> int:

@@ -92,7 +92,8 @@ class SharedPass(nn.Module):
     """Token ids and mask in; sentiment logits and the encoder's own sentence embeddings out.
 
     The bottom layers run once for both. This is the graph both backends run: torch directly,
-    ONNX Runtime after export (``nlp.onnx_sentiment``).
+    ONNX Runtime after export (``nlp.onnx_sentiment``), which starts at :meth:`from_word_vectors`
+    so the 250k-row vocabulary table stays out of the exported graph.
     """
 
     def __init__(self, model: nn.Module, head: SentimentHead, split_layer: int):
@@ -100,10 +101,15 @@ class SharedPass(nn.Module):
         self.model, self.head, self.split_layer = model, head, split_layer
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-        hidden = bottom_hidden(self.model, batch, self.split_layer)
-        logits = self.head(hidden, attention_mask)
+        return self.from_word_vectors(self.model.embeddings.word_embeddings(input_ids), attention_mask)
+
+    def from_word_vectors(self, word_vectors: torch.Tensor,
+                          attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` from the looked-up ``(batch, tokens, dim)`` word embeddings."""
+        hidden = self.model.embeddings(inputs_embeds=word_vectors)
         mask = additive_mask(attention_mask, hidden.dtype)
+        hidden = run_layers(self.model.encoder.layer[: self.split_layer], hidden, mask)
+        logits = self.head(hidden, attention_mask)
         top = run_layers(self.model.encoder.layer[self.split_layer :], hidden, mask)
         return logits, torch.nn.functional.normalize(mean_pool(top, attention_mask), dim=-1)
 
@@ -161,11 +167,14 @@ class TransformerSentiment(SentimentPredictor):
         *,
         temperature: float = 1.0,
         labels: Sequence[str] = SENTIMENT_LABELS,
+        source: Path | None = None,
     ):
         if tuple(labels) != SENTIMENT_LABELS:
             raise ValueError(f"labels must be {SENTIMENT_LABELS}, got {tuple(labels)}")
         if temperature <= 0:
             raise ValueError("temperature must be positive")
+        self.source = source
+        """The artefact directory it was loaded from (None: built in memory)."""
         self.encoder = encoder
         self.head = head.eval()
         self.temperature = temperature
@@ -205,7 +214,7 @@ class TransformerSentiment(SentimentPredictor):
             raise SentimentModelError(f"{path / WEIGHTS_FILE} does not fit its config or this encoder: {exc}") from exc
         for p in head.parameters():
             p.requires_grad_(False)
-        return cls(encoder, head, temperature=config["temperature"], labels=config["labels"])
+        return cls(encoder, head, temperature=config["temperature"], labels=config["labels"], source=path)
 
     @torch.inference_mode()
     def _forward(self, texts: Sequence[str], with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nlp.onnx_sentiment import MODEL_FILE, OnnxSentiment, ensure_onnx_model, weights_fingerprint
+from nlp.onnx_sentiment import MODEL_FILE, OnnxSentiment, ensure_onnx_model, export_key, weights_fingerprint
 from nlp.sentiment_model import BUILTIN_SENTIMENT_DIR, TransformerSentiment
 
 TEXTS = [
@@ -51,8 +51,23 @@ def test_fingerprint_follows_the_weights(torch_sentiment):
     assert changed != before and weights_fingerprint(module) == before
 
 
+def test_loaded_models_are_keyed_by_their_files(torch_sentiment, tmp_path):
+    import shutil
+
+    key = export_key(torch_sentiment)
+    copy = tmp_path / "sentiment"
+    shutil.copytree(BUILTIN_SENTIMENT_DIR, copy)
+    same = TransformerSentiment.load(copy, torch_sentiment.encoder)
+    assert export_key(same) == key
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "split_layer": config["split_layer"] - 1}))
+    assert export_key(TransformerSentiment.load(copy, torch_sentiment.encoder)) != key
+    in_memory = TransformerSentiment(torch_sentiment.encoder, torch_sentiment.head)
+    assert export_key(in_memory) == weights_fingerprint(in_memory.shared_pass())
+
+
 def test_a_half_written_export_is_replaced_and_a_finished_one_reused(torch_sentiment, tmp_path):
-    fingerprint = weights_fingerprint(torch_sentiment.shared_pass())
+    fingerprint = export_key(torch_sentiment)
     target = tmp_path / "onnx" / f"sentiment-none-{fingerprint[:16]}"
     target.mkdir(parents=True)
     (target / MODEL_FILE).write_bytes(b"truncated by a crash")  # no marker: never finished
