@@ -40,6 +40,30 @@ def test_onnx_matches_torch_probabilities_and_embeddings(torch_sentiment, onnx_s
     assert onnx_sentiment.predict_with_embeddings([])[1].shape == (0, torch_sentiment.encoder.dim)
 
 
+class RecordingSession:
+    """The real session, recording the shape of every batch it is given."""
+
+    def __init__(self, session):
+        self.session, self.shapes = session, []
+
+    def run(self, outputs, feeds):
+        self.shapes.append(feeds["attention_mask"].shape)
+        return self.session.run(outputs, feeds)
+
+
+def test_long_batches_run_in_token_bounded_pieces_with_the_same_results(torch_sentiment, onnx_sentiment):
+    texts = TEXTS * 8
+    session = RecordingSession(onnx_sentiment.session)
+    pieces = OnnxSentiment(session, torch_sentiment, onnx_sentiment.path, max_batch_tokens=64)
+    probabilities, embeddings = pieces.proba_with_embeddings(texts)
+    assert sum(rows for rows, _ in session.shapes) == len(texts)
+    assert all(rows == 1 or rows * tokens <= 64 for rows, tokens in session.shapes)
+    assert any(rows > 1 for rows, _ in session.shapes) and any(tokens > 64 for _, tokens in session.shapes)
+    expected, expected_embeddings = torch_sentiment.proba_with_embeddings(texts)
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    np.testing.assert_allclose(embeddings, expected_embeddings, atol=1e-5)
+
+
 def test_fingerprint_follows_the_weights(torch_sentiment):
     module = torch_sentiment.shared_pass()
     before = weights_fingerprint(module)
