@@ -1,11 +1,11 @@
 """The analyzer's transformer pass on ONNX Runtime: the same graph and weights, faster on CPU.
 
 :class:`nlp.sentiment_model.SharedPass` (sentiment logits plus the encoder's sentence embeddings)
-is exported from its word vectors on (the 250k x 384 vocabulary table, 384 MB, stays in the
-encoder's memory-mapped weights, of which a batch touches only its own rows) once per distinct set
-of weights into the model cache, under a file lock, into a
-temporary directory renamed into place; later starts load it in well under a second. Outputs match
-torch to ~1e-6; the export is a pure function of the weights, so nothing is trusted from outside.
+is exported from the looked-up word vectors on: the 250k x 384 vocabulary table (384 MB) stays in
+the encoder's memory-mapped weights, of which a batch touches only its own rows. One export per
+distinct pair of model files goes into the model cache, under a file lock, through a temporary
+directory renamed into place; later starts load it in well under a second. Outputs match torch to
+1e-5; the export is a pure function of the weights, so nothing is trusted from outside.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import hashlib
 import json
 import logging
 import os
-import warnings
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 
+from nlp.encoder import Encoder
 from nlp.sentiment_model import SentimentPredictor, TransformerSentiment
 
 _EXPORT_VERSION = 2
@@ -94,10 +95,10 @@ class _FromWordVectors(torch.nn.Module):
         return self.shared.from_word_vectors(word_vectors, attention_mask)
 
 
-def word_vectors(sentiment: SentimentPredictor | TransformerSentiment, input_ids: torch.Tensor) -> np.ndarray:
+def word_vectors(encoder: Encoder, input_ids: torch.Tensor) -> np.ndarray:
     """The graph's first input: ``input_ids`` looked up in the encoder's vocabulary table."""
     with torch.inference_mode():
-        return torch.nn.functional.embedding(input_ids, sentiment.encoder.model.embeddings.word_embeddings.weight).numpy()
+        return encoder.model.embeddings.word_embeddings(input_ids).numpy()
 
 
 def export_shared_pass(sentiment: TransformerSentiment, target: Path) -> None:
@@ -106,7 +107,7 @@ def export_shared_pass(sentiment: TransformerSentiment, target: Path) -> None:
     batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
     with torch.no_grad(), _quiet():
         torch.onnx.export(
-            _FromWordVectors(sentiment), (torch.from_numpy(word_vectors(sentiment, sample["input_ids"])),
+            _FromWordVectors(sentiment), (torch.from_numpy(word_vectors(sentiment.encoder, sample["input_ids"])),
                                           sample["attention_mask"]), str(target / MODEL_FILE),
             input_names=["word_vectors", "attention_mask"], output_names=["logits", "embeddings"],
             dynamic_shapes=({0: batch, 1: tokens}, {0: batch, 1: tokens}), dynamo=True, external_data=True,
@@ -200,7 +201,7 @@ class OnnxSentiment(SentimentPredictor):
             step = max(1, self.max_batch_tokens // ids.shape[1])
             for start in range(0, len(idx), step):
                 rows = slice(start, start + step)
-                result = self.session.run(outputs, {"word_vectors": word_vectors(self, ids[rows]),
+                result = self.session.run(outputs, {"word_vectors": word_vectors(self.encoder, ids[rows]),
                                                     "attention_mask": mask[rows].numpy()})
                 logits[idx[rows]] = result[0]
                 if embeddings is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -76,8 +77,6 @@ def test_fingerprint_follows_the_weights(torch_sentiment):
 
 
 def test_loaded_models_are_keyed_by_their_files(torch_sentiment, tmp_path):
-    import shutil
-
     key = export_key(torch_sentiment)
     copy = tmp_path / "sentiment"
     shutil.copytree(BUILTIN_SENTIMENT_DIR, copy)
