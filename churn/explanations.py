@@ -2,8 +2,9 @@
 
 Occlusion: each group of related features (everything about billing, the NPS answers, the
 tickets...) is set to a typical retained customer's values (``ChurnModel.reference_``); the change
-in the model's risk log-odds is that group's contribution. Sentences are written from the
-customer's own feature values, so they say what happened, not what the model is.
+in the model's risk log-odds is that group's contribution. Only groups that raise risk and state
+a fact become reasons, written from the customer's own feature values (what happened, not what
+the model is), each with its evidence (:mod:`churn.evidence`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ GROUPS = {
     "tickets": ("tickets", "reopens", "frt_hours", "art_hours", "fcr_rate"),
     "open_tickets": ("open_tickets",),
     "sentiment": ("sentiment_mean", "sentiment_latest", "sentiment_trend", "negative_texts"),
-    "churn_intent": ("churn_intent", "days_since_churn_intent"),
+    "churn_intent": ("churn_intent", "churn_intent_score", "days_since_churn_intent"),
     "competitor_mentions": ("competitor_mentions",),
 }
 REASON_FEATURE = re.compile(r"^(picked|detractor|days_since|text)_(.+)$")
@@ -97,15 +98,23 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def describe(group: str, row: pd.Series, window_days: int) -> str:
-    """One plain sentence about ``group`` for this customer's feature values."""
+def _day(value) -> str:
+    return f" ({_n(value)} days ago)" if not _missing(value) else ""
+
+
+def describe(group: str, row: pd.Series, window_days: int) -> str | None:
+    """One plain sentence stating a risk-raising fact about ``group``, or None when there is none.
+
+    Absences, missing data and unknown values are never reasons: "no tickets", "segment
+    unknown" or a promoter score return None.
+    """
     recent = f"in the last {window_days} days"
     get = row.get
     if group.startswith("reason:"):
         reason = group.split(":", 1)[1]
         label = reason.replace("_", " ")
         detractor, picked = get(f"detractor_{reason}", 0) or 0, get(f"picked_{reason}", 0) or 0
-        texts, since = get(f"text_{reason}"), get(f"days_since_{reason}")
+        texts = get(f"text_{reason}")
         parts = []
         if detractor > 0:
             parts.append(f"{_plural(_n(detractor), 'detractor answer')} citing {label} {recent}")
@@ -113,34 +122,26 @@ def describe(group: str, row: pd.Series, window_days: int) -> str:
             parts.append(f"{_plural(_n(picked), 'survey answer')} citing {label} {recent}")
         if not _missing(texts) and texts > 0:
             parts.append(f"{label} raised in {_plural(_n(texts), 'message')} {recent}")
-        if parts:
-            return " and ".join(parts)
-        if not _missing(since):
-            return f"last cited {label} {_n(since)} days ago"
-        return f"no complaints about {label}"
+        return " and ".join(parts) or None
     if group == "nps":
-        latest, detractors = get("nps_latest"), get("detractor_answers", 0) or 0
-        if _missing(latest):
-            return "no NPS answer on record"
+        latest, detractors, trend = get("nps_latest"), get("detractor_answers", 0) or 0, get("nps_trend")
+        dropped = not _missing(trend) and trend <= -2
+        if _missing(latest) or (latest >= 9 and not dropped):
+            return None
         kind = "detractor" if latest <= 6 else "passive" if latest <= 8 else "promoter"
         text = (f"{_plural(_n(detractors), 'detractor answer')} {recent} (latest NPS {_n(latest)})"
                 if detractors > 0 else f"latest NPS {_n(latest)} ({kind})")
-        trend = get("nps_trend")
-        if not _missing(trend) and abs(trend) >= 2:
-            text += f", {'down' if trend < 0 else 'up'} {abs(trend):.0f} points on earlier answers"
-        return text
+        return text + (f", down {abs(trend):.0f} points on earlier answers" if dropped else "")
     if group == "effort":
         latest = get("ces_latest")
-        if _missing(latest):
-            return "no effort (CES) score on record"
-        return f"{'high' if latest >= 5 else 'low' if latest <= 2 else 'moderate'} effort reported (CES {_n(latest)} of 7)"
+        return None if _missing(latest) or latest <= 3 else f"high effort reported (CES {_n(latest)} of 7)"
     if group == "satisfaction":
         latest = get("csat_latest")
-        return "no CSAT score on record" if _missing(latest) else f"CSAT {_n(latest)} of 5 in the latest answer"
+        return None if _missing(latest) or latest >= 4 else f"CSAT {_n(latest)} of 5 in the latest answer"
     if group == "tickets":
         count = _n(get("tickets", 0) or 0)
         if count == 0:
-            return f"no support tickets {recent}"
+            return None
         text = f"{_plural(count, 'support ticket')} {recent}"
         reopens, frt = _n(get("reopens", 0) or 0), get("frt_hours")
         if reopens:
@@ -150,55 +151,56 @@ def describe(group: str, row: pd.Series, window_days: int) -> str:
         return text
     if group == "open_tickets":
         count = _n(get("open_tickets", 0) or 0)
-        return f"{_plural(count, 'unresolved ticket')}" if count else "no unresolved tickets"
+        return _plural(count, "unresolved ticket") if count else None
     if group == "sentiment":
-        negative, mean = get("negative_texts"), get("sentiment_mean")
-        if not _missing(negative) and negative > 0:
-            return f"{_plural(_n(negative), 'negative message')} {recent}"
-        if not _missing(mean):
-            return f"{'positive' if mean > 0.2 else 'neutral'} tone in messages {recent}"
-        return f"no analysed messages {recent}"
+        negative = get("negative_texts")
+        return f"{_plural(_n(negative), 'negative message')} {recent}" if not _missing(negative) and negative > 0 else None
     if group == "churn_intent":
-        said, since = get("churn_intent"), get("days_since_churn_intent")
-        if not _missing(said) and said > 0:
-            return "said they want to leave" + (f" ({_n(since)} days ago)" if not _missing(since) else "")
-        return "has not said they want to leave"
+        said, score = get("churn_intent"), get("churn_intent_score")
+        if (not _missing(said) and said > 0) or (not _missing(score) and score >= 0.5):
+            return "said they want to leave" + _day(get("days_since_churn_intent"))
+        return None
     if group == "competitor_mentions":
         count = get("competitor_mentions")
-        if not _missing(count) and count > 0:
-            return "said they are switching to a competitor" if count == 1 else \
-                f"mentioned switching to a competitor {_n(count)} times {recent}"
-        return "no competitor mentioned"
+        if _missing(count) or count <= 0:
+            return None
+        return "mentioned a competitor" if count == 1 else f"mentioned competitors in {_n(count)} messages {recent}"
     value = get(group)
-    if group == "tenure_days" and not _missing(value):
+    if _missing(value):
+        return None
+    if group == "tenure_days":
         return f"customer for {_n(value)} days" if value < 60 else f"customer for {value / 30.4:.0f} months"
-    if group == "feedback_events" and not _missing(value):
+    if group == "feedback_events":
         return f"{_plural(_n(value), 'feedback message')} {recent}"
     if group == "plan":
         return f"on the {value} plan"
-    if _missing(value):
-        return f"no {group.replace('_', ' ')} on record"
     shown = f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
     return f"{group.replace('_', ' ')} {shown}"
 
 
 def explain(model, features: pd.DataFrame, *, top: int = 5, window_days: int | None = None,
-            contribution_table: pd.DataFrame | None = None) -> list[list[dict]]:
-    """Per customer, up to ``top`` drivers by size: ``feature``, ``direction``, ``contribution``, ``text``."""
+            contribution_table: pd.DataFrame | None = None, evidence=None) -> list[list[dict]]:
+    """Per customer, up to ``top`` risk-raising reasons by size: ``kind``, ``contribution``, ``text``, ``evidence``.
+
+    Only groups that raise risk and state a fact (:func:`describe`) are kept. ``evidence`` is a
+    :class:`churn.evidence.Evidence` (None: empty evidence); ``kind`` is the feature group.
+    """
     window_days = window_days or getattr(model, "window_days", 90)
     table = contribution_table if contribution_table is not None else contributions(model, features)
     values = table.to_numpy()
     out = []
     for i in range(len(features)):
         row = features.iloc[i]
-        order = np.argsort(-np.abs(values[i]), kind="stable")[:top]
         drivers = []
-        for j in order:
+        for j in np.argsort(-values[i], kind="stable"):
             size = float(values[i, j])
-            if abs(size) < MIN_CONTRIBUTION:
+            if size < MIN_CONTRIBUTION or len(drivers) == top:
                 break
             group = table.columns[j]
-            drivers.append({"feature": group, "direction": "raises risk" if size > 0 else "lowers risk",
-                            "contribution": round(size, 4), "text": describe(group, row, window_days)})
+            text = describe(group, row, window_days)
+            if text is None:
+                continue
+            found = evidence(str(features.index[i]), group) if evidence is not None else {}
+            drivers.append({"kind": group, "contribution": round(size, 4), "text": text, "evidence": found})
         out.append(drivers)
     return out

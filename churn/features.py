@@ -48,8 +48,37 @@ def text_feature_names(reason_ids: Iterable[str]) -> list[str]:
     """Features that exist only because text was analysed (dropped for the no-text comparison)."""
     return [f"text_{r}" for r in reason_ids] + [
         "sentiment_mean", "sentiment_latest", "sentiment_trend", "negative_texts",
-        "churn_intent", "days_since_churn_intent", "competitor_mentions",
+        "churn_intent", "churn_intent_score", "days_since_churn_intent", "competitor_mentions",
     ]
+
+
+def cold_start_columns(reason_ids: Sequence[str]) -> list[str]:
+    """The signals any CX lead would rank by, for a model trained before real outcomes exist.
+
+    No segments, tenure, revenue or activity counts: on another population their meaning (and
+    whether they are recorded at all) differs from the simulator's. No days since churn intent:
+    missing for everyone who never said it, it cannot be held monotone.
+    """
+    scores = ["nps_latest", "nps_mean", "nps_trend", "detractor_answers", "promoter_answers", "days_since_nps",
+              "ces_latest", "ces_mean", "csat_latest", "csat_mean"]
+    reasons = [f"{kind}_{r}" for kind in ("picked", "detractor", "text") for r in reason_ids]
+    tickets = ["tickets", "open_tickets", "reopens", "frt_hours", "art_hours", "fcr_rate"]
+    text = ["sentiment_mean", "sentiment_latest", "sentiment_trend", "negative_texts", "churn_intent",
+            "churn_intent_score", "competitor_mentions"]
+    return scores + reasons + tickets + text
+
+
+RISE_WITH = ("detractor_answers", "ces_latest", "ces_mean", "tickets", "open_tickets", "reopens", "frt_hours",
+             "art_hours", "negative_texts", "churn_intent", "churn_intent_score", "competitor_mentions")
+FALL_WITH = ("nps_latest", "nps_mean", "nps_trend", "promoter_answers", "csat_latest", "csat_mean", "fcr_rate",
+             "sentiment_mean", "sentiment_latest", "sentiment_trend", "days_since_churn_intent")
+
+
+def risk_direction(column: str) -> int:
+    """+1 where more of the feature can only mean more risk, -1 where less, 0 where unknown."""
+    if column in RISE_WITH or column.startswith(("picked_", "detractor_", "text_")):
+        return 1
+    return -1 if column in FALL_WITH else 0
 
 
 def feature_names(reason_ids: Sequence[str], categorical: Iterable[str] = CATEGORICAL) -> list[str]:
@@ -72,7 +101,7 @@ def build_features(view: PointInTime, reason_ids: Sequence[str], window_days: in
     out = pd.DataFrame(index=ids)
     for column in CATEGORICAL:
         values = view.customers[column] if column in view.customers else pd.Series(None, index=view.customers.index)
-        out[column] = values.fillna("unknown").astype(str).to_numpy()
+        out[column] = [None if v is None or v != v else str(v) for v in values]
     out["tenure_days"] = ((cutoff - view.customers["signup_date"]) / DAY).to_numpy()
     out["revenue"] = view.customers["revenue"].to_numpy(dtype=float)
 
@@ -149,7 +178,8 @@ def _column(table: pd.DataFrame, column: str, ids: pd.Index, fill) -> np.ndarray
 
 
 def _text_features(out, events, start, cutoff, ids, reason_ids) -> None:
-    """Text-analysis results; counts are NaN where that analysis never ran (a head was missing)."""
+    """Text-analysis results; counts and the highest churn-intent score (0 without a scored message in
+    the window) are NaN where that analysis never ran (a head was missing)."""
     recent = events[events["timestamp"] >= start]
     # astype(bool): an empty window maps to an object Series, which pandas would read as column labels.
     analysed = recent[recent["text_reasons"].map(lambda cell: cell is not None).astype(bool)]
@@ -168,6 +198,10 @@ def _text_features(out, events, start, cutoff, ids, reason_ids) -> None:
     intent = events[events["churn_intent"].notna()]
     recent_intent = intent[intent["timestamp"] >= start]
     out["churn_intent"] = _analysed_count(recent_intent, recent_intent["churn_intent"] > 0, len(intent) > 0, ids)
+    scored_intent = recent[recent["churn_intent_score"].notna()]
+    highest = _per_customer(scored_intent["churn_intent_score"], scored_intent, ids, "max")
+    ran = events["churn_intent_score"].notna().any()
+    out["churn_intent_score"] = np.nan_to_num(highest, nan=0.0) if ran else np.full(len(ids), np.nan)
     out["days_since_churn_intent"] = _days_since(intent, intent["churn_intent"] > 0, cutoff, ids)
     named = events[events["competitors"].map(lambda cell: cell is not None).astype(bool)]
     recent_named = named[named["timestamp"] >= start]

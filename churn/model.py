@@ -1,7 +1,10 @@
 """The churn classifier: one ColumnTransformer + gradient boosting (or logistic regression), calibrated.
 
 Class imbalance is handled with balanced class weights inside the model; the calibration step
-then maps its scores back to honest probabilities. Cross-fitting folds for calibration are grouped
+then maps its scores back to honest probabilities. Gradient boosting is monotone in every feature
+whose risk direction is known (:func:`churn.features.risk_direction`), and numbers are clipped to
+the range seen in training, so an extreme or unseen value moves the probability no further than
+the most extreme training customer did. Cross-fitting folds for calibration are grouped
 by customer when ``groups`` is given, so the same customer at two cutoffs never sits on both sides.
 """
 
@@ -24,6 +27,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from churn.features import risk_direction
+
 ESTIMATORS = ("gbm", "logistic")
 CALIBRATIONS = ("sigmoid", "isotonic")
 
@@ -37,6 +42,12 @@ def best_f1_threshold(y, p) -> float:
     return float(cuts[int(np.argmax(f1))])
 
 
+def _range(values: pd.Series) -> list[float] | None:
+    """[min, max] of the observed values (None when all are missing)."""
+    values = values.to_numpy(dtype=float)
+    return None if np.isnan(values).all() else [float(np.nanmin(values)), float(np.nanmax(values))]
+
+
 def _is_categorical(series: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
 
@@ -47,14 +58,18 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     ``threshold`` is the probability that makes a customer high-risk (None: the best-F1 point on
     the training data; training passes one chosen on later, held-out cutoffs).
     ``window_days`` and ``horizon_days`` record what the features and label meant when it was
-    trained; explanations and :func:`churn.scoring.features_for` use them.
+    trained; explanations and :func:`churn.scoring.features_for` use them. ``monotone`` constrains
+    the GBM to the known risk directions (logistic regression is not constrained). ``shrink``
+    mixes that share of the training churn rate into every probability, for a model whose training
+    data was not the customers it scores (a cold-start model trained on the simulator): it keeps
+    the ranking and never claims certainty (at most ``1 - shrink * (1 - rate)``).
     """
 
     def __init__(self, estimator: Literal["gbm", "logistic"] = "gbm",
                  calibration: Literal["sigmoid", "isotonic"] = "sigmoid", cv: int = 3,
                  class_weight: str | None = "balanced", trees: int = 150,
                  threshold: float | None = None, window_days: int = 90, horizon_days: int = 90,
-                 random_state: int = 0):
+                 monotone: bool = True, shrink: float = 0.0, random_state: int = 0):
         self.estimator = estimator
         self.calibration = calibration
         self.cv = cv
@@ -63,6 +78,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.threshold = threshold
         self.window_days = window_days
         self.horizon_days = horizon_days
+        self.monotone = monotone
+        self.shrink = shrink
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -87,9 +104,11 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                                ("one_hot", one_hot)])
         if self.estimator == "gbm":
             numbers = "passthrough"
+            directions = {c: risk_direction(c) for c in numeric} if self.monotone else {}
             classifier = HistGradientBoostingClassifier(
                 learning_rate=0.06, max_iter=self.trees, max_leaf_nodes=15, min_samples_leaf=40,
                 l2_regularization=1.0, class_weight=self.class_weight, early_stopping=False,
+                monotonic_cst={c: d for c, d in directions.items() if d} or None,
                 random_state=self.random_state)
         else:
             numbers = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True,
@@ -97,7 +116,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                                 ("scale", StandardScaler())])
             classifier = LogisticRegression(C=0.5, class_weight=self.class_weight, max_iter=3000)
         columns = ColumnTransformer([("numeric", numbers, numeric), ("categorical", categories, categorical)],
-                                    verbose_feature_names_out=False)
+                                    verbose_feature_names_out=False).set_output(transform="pandas")
         return Pipeline([("columns", columns), ("classifier", classifier)])
 
     def fit(self, X, y, groups=None) -> ChurnModel:
@@ -106,6 +125,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
+        if not 0 <= self.shrink < 1:
+            raise ValueError(f"shrink must be in [0, 1), got {self.shrink!r}")
         if y is None:
             raise ValueError("ChurnModel requires y to be passed, but the target y is None")
         frame = self._frame(X, reset=True)
@@ -119,6 +140,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.categorical_features_ = [c for c in frame.columns if _is_categorical(frame[c])]
         numeric = [c for c in frame.columns if c not in self.categorical_features_]
         frame[self.categorical_features_] = frame[self.categorical_features_].astype(object)
+        self.feature_range_ = {c: _range(frame[c]) for c in numeric}
         pipeline = self._pipeline(numeric, self.categorical_features_)
         smallest = int(np.min(np.unique(y, return_counts=True)[1]))
         folds = max(2, min(self.cv, smallest))
@@ -128,8 +150,9 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(frame, y))
         self.calibrated_ = CalibratedClassifierCV(pipeline, method=self.calibration, cv=splits).fit(frame, y)
         self.reference_ = self._reference(frame, y)
+        self.class_rates_ = np.array([np.mean(y == c) for c in self.classes_])
         self.threshold_ = self.threshold if self.threshold is not None else \
-            best_f1_threshold(y == self.classes_[-1], self.calibrated_.predict_proba(frame)[:, -1])
+            best_f1_threshold(y == self.classes_[-1], self.predict_proba(frame)[:, -1])
         return self
 
     def _reference(self, frame: pd.DataFrame, y: np.ndarray) -> dict:
@@ -148,14 +171,18 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return out
 
     def _prepared(self, X) -> pd.DataFrame:
+        """Input as in training: categories as objects, numbers clipped to the training range."""
         check_is_fitted(self, "calibrated_")
         frame = self._frame(X, reset=False)
         frame[self.categorical_features_] = frame[self.categorical_features_].astype(object)
+        for column, bounds in self.feature_range_.items():
+            if bounds is not None:
+                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float).clip(*bounds)
         return frame
 
     def predict_proba(self, X) -> np.ndarray:
         frame = self._prepared(X)
-        return self.calibrated_.predict_proba(frame)
+        return (1 - self.shrink) * self.calibrated_.predict_proba(frame) + self.shrink * self.class_rates_
 
     def predict(self, X) -> np.ndarray:
         probabilities = self.predict_proba(X)

@@ -2,9 +2,10 @@
 
 customers  customer_id, signup_date; optional region, product, plan, segment, revenue
 feedback   customer_id, timestamp, channel, survey_type, nps (0-10), ces (1-7, 7 = most effort),
-           csat (1-5), reasons (picked taxonomy ids), text; optional text analysis: sentiment_score (-1..1),
-           text_reasons (ids), churn_intent (bool), competitors (names)
-tickets    customer_id, opened_at, first_response_at, resolved_at, reopened (count)
+           csat (1-5), reasons (picked taxonomy ids), text; optional feedback_id (shown as evidence);
+           optional text analysis: sentiment_score (-1..1), text_reasons (ids), churn_intent (bool),
+           churn_intent_score (0..1, the text model's probability of a stated intent to leave), competitors (names)
+tickets    customer_id, opened_at, first_response_at, resolved_at, reopened (count); optional ticket_id
 outcomes   customer_id, churned_at (empty when still a customer)
 
 Times are ISO 8601 (read as UTC when they carry no offset) and compared as naive UTC. List cells may be Python lists or strings separated by ';'. Text-analysis
@@ -23,7 +24,7 @@ import pandas as pd
 CHANNELS = ("survey", "social", "ticket", "chat", "review", "email")
 SURVEY_TYPES = ("relational", "transactional", "in-the-moment")
 CUSTOMER_SEGMENTS = ("region", "product", "plan", "segment")
-TEXT_COLUMNS = ("sentiment_score", "text_reasons", "churn_intent", "competitors")
+TEXT_COLUMNS = ("sentiment_score", "text_reasons", "churn_intent", "churn_intent_score", "competitors")
 
 
 class SchemaError(ValueError):
@@ -172,6 +173,7 @@ def validate_feedback(frame: pd.DataFrame, reason_ids: Iterable[str], customer_i
     _known_customers(table, ids, customer_ids)
     out = pd.DataFrame({
         "customer_id": ids,
+        "feedback_id": _labels(frame, "feedback_id"),
         "timestamp": _times(table, frame, "timestamp", as_of, True),
         "channel": _choices(table, frame, "channel", CHANNELS, True),
         "survey_type": _choices(table, frame, "survey_type", SURVEY_TYPES, False),
@@ -184,9 +186,18 @@ def validate_feedback(frame: pd.DataFrame, reason_ids: Iterable[str], customer_i
         "sentiment_score": _numbers(table, frame, "sentiment_score", -1, 1),
         "text_reasons": _lists(table, frame, "text_reasons", allowed, missing=None),
         "churn_intent": _flags(table, frame, "churn_intent"),
+        "churn_intent_score": _numbers(table, frame, "churn_intent_score", 0, 1),
         "competitors": _lists(table, frame, "competitors", None, missing=None),
     })
     return out.reset_index(drop=True)
+
+
+def _labels(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Optional free-form ids (None where absent)."""
+    if column not in frame.columns:
+        return pd.Series(None, index=frame.index, dtype=object)
+    raw = frame[column]
+    return raw.where(~_missing(raw)).astype(object).map(lambda v: None if v is None or v != v else str(v).strip())
 
 
 def _flags(table: str, frame: pd.DataFrame, column: str) -> pd.Series:
@@ -212,8 +223,8 @@ def validate_tickets(frame: pd.DataFrame, customer_ids: pd.Series, as_of=None) -
     _check(table, "first_response_at", first < opened, "first response before the ticket was opened")
     _check(table, "resolved_at", resolved < opened, "resolved before the ticket was opened")
     reopened = _numbers(table, frame, "reopened", 0, np.inf, integer=True).fillna(0)
-    out = pd.DataFrame({"customer_id": ids, "opened_at": opened, "first_response_at": first,
-                        "resolved_at": resolved, "reopened": reopened.astype(int)})
+    out = pd.DataFrame({"customer_id": ids, "ticket_id": _labels(frame, "ticket_id"), "opened_at": opened,
+                        "first_response_at": first, "resolved_at": resolved, "reopened": reopened.astype(int)})
     return out.reset_index(drop=True)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from churn.evidence import Evidence
 from churn.explanations import explain
 from churn.features import as_of, build_features
 from churn.schema import ChurnTables
@@ -22,6 +23,16 @@ def features_for(model, tables: ChurnTables, cutoff) -> pd.DataFrame:
     """Features exactly as ``model`` was trained on them, for customers active at ``cutoff``."""
     check_is_fitted(model)
     return build_features(as_of(tables, cutoff), reason_ids_of(model), model.window_days)
+
+
+def score_at(model, tables: ChurnTables, cutoff, *, threshold: float | None = None, capacity: int | None = None,
+             intent_sentence=None) -> pd.DataFrame:
+    """:func:`score_customers` for customers active at ``cutoff``, reasons with their evidence."""
+    check_is_fitted(model)
+    view = as_of(tables, cutoff)
+    features = build_features(view, reason_ids_of(model), model.window_days)
+    return score_customers(model, features, threshold=threshold, capacity=capacity,
+                           evidence=Evidence(view, model.window_days, intent_sentence))
 
 
 def risk_tiers(probability: np.ndarray, *, threshold: float | None = None,
@@ -50,11 +61,13 @@ def risk_tiers(probability: np.ndarray, *, threshold: float | None = None,
 
 
 def score_customers(model, features: pd.DataFrame, *, threshold: float | None = None,
-                    capacity: int | None = None) -> pd.DataFrame:
-    """One row per customer: customer_id, probability, tier, reasons (risk-raising, plain words), drivers.
+                    capacity: int | None = None, evidence: Evidence | None = None) -> pd.DataFrame:
+    """One row per customer: customer_id, probability, tier, reasons (plain words), drivers.
 
-    ``features`` is :func:`churn.features.build_features` output (index or column ``customer_id``).
-    Without ``threshold`` or ``capacity`` the model's own threshold (chosen at training) is used.
+    ``drivers`` are the same reasons structured (``kind``, ``contribution``, ``text``,
+    ``evidence``): only risk-raising facts, never absences or unknowns. ``features`` is
+    :func:`churn.features.build_features` output (index or column ``customer_id``). Without
+    ``threshold`` or ``capacity`` the model's own threshold (chosen at training) is used.
     """
     check_is_fitted(model)
     if not isinstance(features, pd.DataFrame):
@@ -74,8 +87,8 @@ def score_customers(model, features: pd.DataFrame, *, threshold: float | None = 
     probability = model.predict_proba(x)[:, 1]
     if threshold is None and capacity is None:
         threshold = float(model.threshold_)
-    drivers = explain(model, x)
-    reasons = [[d["text"] for d in found if d["direction"] == "raises risk"] for found in drivers]
+    drivers = explain(model, x.set_axis(frame["customer_id"].astype(str)), evidence=evidence)
+    reasons = [[d["text"] for d in found] for found in drivers]
     return pd.DataFrame({
         "customer_id": frame["customer_id"].astype(str).to_numpy(),
         "probability": probability,

@@ -18,6 +18,10 @@ Lift measured on it is lift on simulated data. The process, week by week, per cu
 
 ``perfect_text=True`` fills the feedback's text-analysis columns with what each text was written
 to say (an ideal analyzer): an upper bound for what text features can add, never a measurement.
+
+``sparse`` gives that share of customers the shape real imports often have: one NPS answer at a
+random moment of their history and nothing else recorded (no other feedback, no tickets, no
+segments or revenue), so a model trained here has seen customers it knows little about.
 """
 
 from __future__ import annotations
@@ -73,10 +77,12 @@ class _Events:
 
 def simulate(n_customers: int, *, seed: int = 0, start: str = "2024-01-01", weeks: int = 104,
              language_weights: tuple[float, float, float] = (0.4, 0.35, 0.25),
-             perfect_text: bool = False) -> Simulation:
+             perfect_text: bool = False, sparse: float = 0.0) -> Simulation:
     """Simulate ``n_customers`` over ``weeks`` weeks from ``start``; same seed, same tables."""
     if n_customers < 1 or weeks < 1:
         raise ValueError("n_customers and weeks must be positive")
+    if not 0 <= sparse <= 1:
+        raise ValueError(f"sparse must be a share in [0, 1], got {sparse}")
     rng = np.random.default_rng(seed)
     start_ts = pd.Timestamp(start)
     n = n_customers
@@ -159,6 +165,8 @@ def simulate(n_customers: int, *, seed: int = 0, start: str = "2024-01-01", week
     })
     ticket_frame.loc[ticket_frame["first_response_at"] > end, "first_response_at"] = pd.NaT
     ticket_frame.loc[ticket_frame["resolved_at"] > end, "resolved_at"] = pd.NaT
+    if sparse > 0:
+        customers, feedback_frame, ticket_frame = _sparse(rng, sparse, customers, feedback_frame, ticket_frame)
     tables = validate_tables(
         customers, feedback_frame.sort_values("timestamp", kind="stable").reset_index(drop=True),
         ticket_frame.sort_values("opened_at", kind="stable").reset_index(drop=True), outcomes,
@@ -166,6 +174,20 @@ def simulate(n_customers: int, *, seed: int = 0, start: str = "2024-01-01", week
     truth = pd.DataFrame({"customer_id": customer_ids, "pain": np.array(PROBLEM_REASONS)[pain],
                           "language": np.array(LANGUAGES)[lang]})
     return Simulation(tables, truth, start_ts, end)
+
+
+def _sparse(rng, share: float, customers: pd.DataFrame, feedback: pd.DataFrame, tickets: pd.DataFrame):
+    """A ``share`` of customers keep one random NPS answer and nothing else (see the module doc)."""
+    chosen = set(customers["customer_id"][rng.random(len(customers)) < share])
+    customers = customers.copy()
+    thin = customers["customer_id"].isin(chosen)
+    customers.loc[thin, ["region", "product", "plan", "segment"]] = None
+    customers.loc[thin, "revenue"] = np.nan
+    mine = feedback["customer_id"].isin(chosen).to_numpy()
+    answers = feedback[mine & feedback["nps"].notna().to_numpy()]
+    one = answers.sample(frac=1.0, random_state=rng).drop_duplicates("customer_id").index
+    feedback = feedback[~mine | feedback.index.isin(one)].reset_index(drop=True)
+    return customers, feedback, tickets[~tickets["customer_id"].isin(chosen)].reset_index(drop=True)
 
 
 def _tickets(rng, out: _Events, idx, d, week_start) -> np.ndarray:
@@ -279,7 +301,7 @@ def _perfect_analysis(fb: pd.DataFrame) -> dict[str, list]:
     competitors = [(COMPETITORS[LANGUAGES[int(g)]][int(c)],) if c >= 0 else () if t else None
                    for t, c, g in zip(has_text, fb["competitor"], fb["lang"])]
     return {"sentiment_score": sentiment, "text_reasons": reasons, "churn_intent": intent,
-            "competitors": competitors}
+            "churn_intent_score": intent, "competitors": competitors}
 
 
 def _text(sentiment: int, reason: int, intent: bool, competitor: int, variant: int, lang: str) -> str | None:

@@ -23,19 +23,20 @@ class TextAnalyzer(Protocol):
     def analyze(self, texts: Sequence[str | None]) -> list: ...
 
 
-MISSING = (np.nan, None, np.nan, None)
+MISSING = (np.nan, None, np.nan, np.nan, None)
 
 
 def _cells(analysis, reasons_ran: bool) -> tuple:
-    """(sentiment score, reason ids, churn intent, competitors) with missing heads left missing."""
+    """(sentiment score, reason ids, churn intent, its score, competitors), missing heads left missing."""
     if analysis.error is not None:
         return MISSING
     sentiment = analysis.sentiment.score if analysis.sentiment is not None else np.nan
     tags = tuple(r.id for r in analysis.reasons) if reasons_ran else None
     signals = analysis.signals
     if signals is None:
-        return sentiment, tags, np.nan, None
-    return sentiment, tags, float(bool(signals.churn_intent)), tuple(signals.competitors)
+        return sentiment, tags, np.nan, np.nan, None
+    return (sentiment, tags, float(bool(signals.churn_intent)), float(signals.churn_intent_score),
+            tuple(signals.competitors))
 
 
 UNUSED_HEADS = ("sentence_splitter", "topics")
@@ -53,7 +54,7 @@ def _lean(analyzer: TextAnalyzer) -> TextAnalyzer:
 
 def annotate_events(events: pd.DataFrame, analyzer: TextAnalyzer, *, reasons_ran: bool | None = None,
                     batch_size: int = 256) -> pd.DataFrame:
-    """A copy of ``events`` with ``sentiment_score``, ``text_reasons``, ``churn_intent``, ``competitors``.
+    """A copy of ``events`` with the text-analysis columns of :data:`churn.schema.TEXT_COLUMNS` filled.
 
     ``reasons_ran`` says whether an empty reason list means "no reason found" (True) or "no
     reason head" (False); by default it is read from ``analyzer.reasons``.
@@ -75,7 +76,8 @@ def annotate_events(events: pd.DataFrame, analyzer: TextAnalyzer, *, reasons_ran
     out["sentiment_score"] = np.array([r[0] for r in rows], dtype=float)
     out["text_reasons"] = pd.Series([r[1] for r in rows], index=events.index, dtype=object)
     out["churn_intent"] = np.array([r[2] for r in rows], dtype=float)
-    out["competitors"] = pd.Series([r[3] for r in rows], index=events.index, dtype=object)
+    out["churn_intent_score"] = np.array([r[3] for r in rows], dtype=float)
+    out["competitors"] = pd.Series([r[4] for r in rows], index=events.index, dtype=object)
     return out
 
 

@@ -74,8 +74,13 @@ def train_churn_model(tables: ChurnTables, reason_ids: Sequence[str], *, cutoffs
                       horizon_days: int = 90, window_days: int = 90, observed_until=None,
                       estimators: Sequence[str] = ESTIMATORS, calibrations: Sequence[str] = CALIBRATIONS,
                       text_heads: Sequence[str] = (), source: str = "user tables",
+                      columns: Sequence[str] | None = None, shrink: float = 0.0,
                       random_state: int = 0) -> TrainResult:
-    """Compare candidates on a time split, refit the chosen one on every cutoff, return it and its card."""
+    """Compare candidates on a time split, refit the chosen one on every cutoff, return it and its card.
+
+    ``columns`` restricts the features (e.g. :func:`churn.features.cold_start_columns`); ``shrink``
+    is :class:`churn.model.ChurnModel`'s.
+    """
     observed_until = naive_utc(observed_until) if observed_until is not None else data_end(tables)
     if cutoffs is None:
         cutoffs = default_cutoffs(tables, horizon_days=horizon_days, window_days=window_days,
@@ -84,6 +89,11 @@ def train_churn_model(tables: ChurnTables, reason_ids: Sequence[str], *, cutoffs
     x, y, when = training_frame(tables, sorted(set(train_cuts) | set(valid_cuts)), reason_ids,
                                 horizon_days=horizon_days, window_days=window_days,
                                 observed_until=observed_until)
+    if columns is not None:
+        unknown = sorted(set(columns) - set(x.columns))
+        if unknown:
+            raise ValueError(f"unknown feature column(s): {', '.join(unknown)}")
+        x = x[list(columns)]
     in_train = when.isin(train_cuts).to_numpy()
     in_valid = when.isin(valid_cuts).to_numpy()
     for name, mask in (("training", in_train), ("validation", in_valid)):
@@ -91,7 +101,7 @@ def train_churn_model(tables: ChurnTables, reason_ids: Sequence[str], *, cutoffs
             raise ValueError(f"the {name} cutoffs hold only one class (churners: {int(y[mask].sum())}); "
                              "more customers or a longer history are needed")
     groups = x.index.to_numpy()
-    params = dict(window_days=window_days, horizon_days=horizon_days, random_state=random_state)
+    params = dict(window_days=window_days, horizon_days=horizon_days, shrink=shrink, random_state=random_state)
     results, predictions = {}, {}
     for estimator in estimators:
         for calibration in calibrations:
@@ -111,7 +121,7 @@ def train_churn_model(tables: ChurnTables, reason_ids: Sequence[str], *, cutoffs
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {"scikit-learn": sklearn.__version__, "skops": skops.__version__},
         "model": {"estimator": best_estimator, "calibration": best_calibration,
-                  "threshold": round(threshold, 4), "class_weight": model.class_weight,
+                  "threshold": round(threshold, 4), "class_weight": model.class_weight, "shrink": shrink,
                   "chosen_by": "validation PR-AUC (estimator), then Brier score (calibration)"},
         "features": {"columns": list(model.feature_names_in_), "categorical": model.categorical_features_,
                      "reason_ids": list(reason_ids), "window_days": window_days,

@@ -98,9 +98,9 @@ def test_explanations_name_the_planted_causes(trained):
     said = " | ".join(reasons)
     assert "support tickets in the last 90 days, reopened 4 times" in said
     assert "detractor answers" in said
+    assert reasons == [d["text"] for d in drivers]
     for driver in drivers:
-        assert set(driver) == {"feature", "direction", "contribution", "text"}
-        assert (driver["direction"] == "raises risk") == (driver["contribution"] > 0)
+        assert set(driver) == {"kind", "contribution", "text", "evidence"} and driver["contribution"] > 0
 
 
 def test_scores_have_the_public_columns_and_refuse_missing_features(trained, churn_simulation):
