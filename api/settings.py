@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     case_cooldown_days: int = Field(
         30, ge=0, description="A customer whose case was resolved or dismissed this recently gets no new case.",
     )
+    cases_per_day: int = Field(
+        25, ge=0,
+        description="Most new cases `flag` opens in any 24 hours, highest churn probability first: what the "
+        "team can work (0: no cap). Customers above the threshold beyond it wait in the queue without a case.",
+    )
     risk_threshold: float | None = Field(
         None, ge=0, le=1,
         description="Churn probability that opens a case; unset: the churn model's own, chosen at training.",

@@ -58,8 +58,9 @@ def test_simulated_scoring_with_the_default_model_writes_jsonl(tmp_path):
                                  "-o", str(out)])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert rows and set(rows[0]) == {"customer_id", "probability", "tier", "reasons"}
-    assert all(isinstance(r["reasons"], list) for r in rows)
+    assert rows and set(rows[0]) == {"customer_id", "probability", "tier", "reasons", "drivers"}
+    assert all(r["reasons"] == [d["text"] for d in r["drivers"]] for r in rows)
+    assert any(d["evidence"] for r in rows for d in r["drivers"])
 
 
 def test_bad_tables_and_bad_models_fail_with_a_clear_message(tmp_path):

@@ -18,16 +18,17 @@ from api.cli.app import app, train_app
 from api.components import build_analyzer
 from api.settings import get_settings
 from api.tables import TableError, read_table, write_jsonl
-from churn.features import DAY
+from churn.features import DAY, cold_start_columns
 from churn.persistence import ModelLoadError, load_model, save_model
 from churn.schema import ChurnTables, SchemaError, validate_tables
-from churn.scoring import features_for, score_customers
+from churn.scoring import score_at
 from churn.text_features import annotate_tables, text_heads
 from churn.training import data_end, default_cutoffs, evaluate, train_churn_model
 
 churn_app = typer.Typer(help="Score and evaluate churn-risk models.", no_args_is_help=True)
 app.add_typer(churn_app, name="churn")
 
+COLD_START_SHRINK = 0.2
 SIMULATE = typer.Option(None, "--simulate", min=50, help="Use N simulated customers instead of files.")
 SEED = typer.Option(0, "--seed", help="Simulator seed.")
 CUSTOMERS = typer.Option(None, "--customers", help="customers table (CSV/JSONL/Parquet).")
@@ -48,7 +49,7 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def _tables(simulate: int | None, seed: int, customers: Path | None, feedback: Path | None,
-            tickets: Path | None, outcomes: Path | None, *, need_outcomes: bool
+            tickets: Path | None, outcomes: Path | None, *, need_outcomes: bool, sparse: float = 0.0
             ) -> tuple[ChurnTables, pd.Timestamp, str, list[str]]:
     """Validated tables, the moment they end, where they came from, and their reason taxonomy."""
     if simulate is not None:
@@ -57,8 +58,9 @@ def _tables(simulate: int | None, seed: int, customers: Path | None, feedback: P
         from churn.phrasebook import REASON_IDS
         from churn.simulate import simulate as run_simulation
 
-        sim = run_simulation(simulate, seed=seed)
-        return sim.tables, sim.end, f"simulated ({simulate} customers, seed {seed})", list(REASON_IDS)
+        sim = run_simulation(simulate, seed=seed, sparse=sparse)
+        return (sim.tables, sim.end, f"simulated ({simulate} customers, seed {seed}, sparse share {sparse:g})",
+                list(REASON_IDS))
     if customers is None or feedback is None or tickets is None or (need_outcomes and outcomes is None):
         needed = "--customers, --feedback, --tickets" + (" and --outcomes" if need_outcomes else "")
         raise _fail(f"give --simulate N or the table files {needed}")
@@ -97,15 +99,23 @@ def train_churn(
     horizon_days: int = typer.Option(90, min=7, help="Label: churn within this many days of a cutoff."),
     window_days: int = typer.Option(90, min=7, help="Features count events in this many days before it."),
     text: bool = TEXT,
+    cold_start: bool = typer.Option(
+        False, "--cold-start", help="Only the signals a CX lead ranks by, monotone GBM, sigmoid calibration, "
+        f"probabilities shrunk by {COLD_START_SHRINK} towards the churn rate (for a model trained before real "
+        "outcomes exist, e.g. on the simulator)."),
+    sparse: float = typer.Option(0.0, "--sparse", min=0.0, max=1.0,
+                                 help="With --simulate: share of customers with one NPS answer and nothing else."),
 ) -> None:
     """Train on earlier cutoffs, pick GBM or logistic and the calibration on later ones, refit, save."""
     tables, end, source, reason_ids = _tables(simulate, seed, customers, feedback, tickets, outcomes,
-                                              need_outcomes=True)
+                                              need_outcomes=True, sparse=sparse)
     tables, heads = _annotated(tables, text)
+    options = {"columns": cold_start_columns(reason_ids), "estimators": ("gbm",), "calibrations": ("sigmoid",),
+               "shrink": COLD_START_SHRINK} if cold_start else {}
     try:
         result = train_churn_model(tables, reason_ids, horizon_days=horizon_days,
                                    window_days=window_days, observed_until=end, text_heads=heads,
-                                   source=source)
+                                   source=source, **options)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     save_model(result.model, output, result.card)
@@ -153,14 +163,14 @@ def score_churn(
         moment = pd.Timestamp(cutoff) if cutoff else end.normalize() + DAY
     except ValueError as exc:
         raise _fail(f"--cutoff {cutoff!r} is not a date") from exc
-    scores = score_customers(model, features_for(model, tables, moment), threshold=threshold, capacity=capacity)
+    scores = score_at(model, tables, moment, threshold=threshold, capacity=capacity)
     scores = scores.sort_values("probability", ascending=False, kind="stable")
     columns = ["customer_id", "probability", "tier", "reasons"]
     if output.suffix.lower() == ".csv":
         flat = scores[columns].assign(reasons=scores["reasons"].map("; ".join))
         flat.to_csv(output, index=False)
     elif output.suffix.lower() in (".jsonl", ".json"):
-        write_jsonl(scores[columns].to_dict(orient="records"), output)
+        write_jsonl(scores[[*columns, "drivers"]].to_dict(orient="records"), output)
     else:
         raise _fail(f"{output}: write .csv or .jsonl")
     counts = scores["tier"].value_counts()

@@ -89,9 +89,11 @@ def flag(rescore_all: bool = typer.Option(False, "--all", help="Re-score every c
     with _sessions()() as session:
         model = load_model(churn_model_dir(session, settings))
         outcome = run_flag(session, model, settings.risk_threshold, rescore_all=rescore_all,
-                           cooldown_days=settings.case_cooldown_days)
-    typer.echo(f"scored {outcome.scored} customers, opened {outcome.cases_opened} cases "
-               f"({outcome.already_open} already open, {outcome.recently_closed} closed lately) at risk >= {outcome.threshold:.2f}, model {outcome.model_version}", err=True)
+                           cooldown_days=settings.case_cooldown_days, cases_per_day=settings.cases_per_day)
+    typer.echo(f"scored {outcome.scored} customers as of {outcome.as_of:%Y-%m-%d %H:%M} ({outcome.as_of_rule}), "
+               f"opened {outcome.cases_opened} cases ({outcome.already_open} already open, {outcome.recently_closed} "
+               f"closed lately, {outcome.over_capacity} over CXM_CASES_PER_DAY) at risk >= {outcome.threshold:.2f}, "
+               f"model {outcome.model_version}", err=True)
 
 
 @app.command()

@@ -269,6 +269,17 @@ def customers_with_open_cases(session: Session) -> set[str]:
     return set(session.scalars(select(Case.customer_id).where(Case.status.in_(OPEN_CASE_STATUSES))))
 
 
+def cases_opened_since(session: Session, since: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(Case).where(Case.opened_at >= since)) or 0
+
+
+def latest_event(session: Session) -> datetime | None:
+    """The newest moment stored: feedback, a ticket's first response or its resolution."""
+    moments = [session.scalar(select(func.max(column))) for column in
+               (Feedback.created_at, Ticket.first_response_at, Ticket.resolved_at)]
+    return max((m for m in moments if m is not None), default=None)
+
+
 def customers_with_cases_closed_since(session: Session, since: datetime) -> set[str]:
     return set(session.scalars(select(Case.customer_id).where(Case.closed_at >= since)))
 

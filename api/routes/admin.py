@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -56,12 +57,15 @@ def revoke_key(session: SessionDep, _: Admin, key_id: int = Path(ge=1, le=2**31 
 
 
 @router.post("/flag", response_model=FlagResult, summary="Re-score customers with new feedback; open cases")
-async def flag_customers(runtime: RuntimeDep, principal: Admin, rescore_all: bool = False) -> FlagResult:
+async def flag_customers(runtime: RuntimeDep, principal: Admin, rescore_all: bool = False,
+                         as_of: datetime | None = None) -> FlagResult:
+    """Features as of ``as_of`` (default: the latest stored event); at most CXM_CASES_PER_DAY new cases a day."""
     def run():
         with runtime.sessions() as session:
             return flag(session, runtime.models.churn_model, runtime.settings.risk_threshold,
-                        actor=principal.name, rescore_all=rescore_all,
-                        cooldown_days=runtime.settings.case_cooldown_days)
+                        actor=principal.name, rescore_all=rescore_all, as_of=as_of,
+                        cooldown_days=runtime.settings.case_cooldown_days,
+                        cases_per_day=runtime.settings.cases_per_day)
 
     outcome = await run_in_threadpool(run)
     return FlagResult(**vars(outcome))

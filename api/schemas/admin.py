@@ -43,8 +43,14 @@ class FlagResult(BaseModel):
     cases_opened: int
     already_open: int
     recently_closed: int = Field(description="Above the threshold, but their case closed within CXM_CASE_COOLDOWN_DAYS.")
+    over_capacity: int = Field(
+        description="Above the threshold, but CXM_CASES_PER_DAY cases were already opened in the last 24 hours.")
     model_version: str
     threshold: float
+    as_of: datetime = Field(description="The moment features were computed at: the request's as_of, else the "
+                            "latest stored event (a historical import is scored as of its own end).")
+    as_of_rule: Literal["request", "latest event", "now"]
+    tiers: dict[str, str] = Field(description="What each risk tier means in churn probability.")
 
 
 class RetryResult(BaseModel):

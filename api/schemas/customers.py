@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.schemas.analysis import ReasonPublic, SentimentPublic, TopicPublic
 from api.schemas.cases import CaseSummary
@@ -14,10 +14,21 @@ from api.schemas.common import Page
 RiskTier = Literal["low", "medium", "high"]
 
 
+class RiskReason(BaseModel):
+    """A fact that raises this customer's churn risk, with the records it rests on."""
+
+    kind: str = Field(description="The feature group: nps, churn_intent, competitor_mentions, tickets, "
+                      "open_tickets, sentiment, effort, satisfaction, reason:<taxonomy id>, ...")
+    text: str
+    evidence: dict[str, Any] = Field(description="e.g. quote, feedback_id and at of the message; the NPS answers "
+                                     "with dates; the ticket ids.")
+
+
 class RiskPublic(BaseModel):
     probability: float
     tier: RiskTier
-    reasons: list[str]
+    reasons: list[str] = Field(description="The reason_details' texts, strongest first.")
+    reason_details: list[RiskReason]
     model_version: str
     computed_at: datetime
 

@@ -14,6 +14,7 @@ from api.schemas.customers import (
     CustomerProfile,
     Excerpt,
     RiskPublic,
+    RiskReason,
     ScorePoint,
     TicketPublic,
     TimelineEntry,
@@ -25,8 +26,10 @@ EXCERPT_CHARS = 280
 def _risk(risk: RiskScore | None) -> RiskPublic | None:
     if risk is None:
         return None
+    details = [RiskReason(kind=d["kind"], text=d["text"], evidence=d["evidence"])
+               for d in risk.reasons.get("drivers", []) if "kind" in d]  # scores stored before reasons had kinds: none
     return RiskPublic(probability=risk.probability, tier=risk.tier, reasons=list(risk.reasons.get("items", [])),
-                      model_version=risk.model_version, computed_at=risk.computed_at)
+                      reason_details=details, model_version=risk.model_version, computed_at=risk.computed_at)
 
 
 def _case(case: Case | None) -> CaseSummary | None:

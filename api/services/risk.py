@@ -2,6 +2,11 @@
 
 The stored rows become the four ``churn.schema`` tables, so the API scores with exactly the
 features the churn model was trained on (``churn.scoring``).
+
+As-of rule: features are computed as of the request's ``as_of``, else as of the latest event
+stored (feedback, ticket response or resolution), never later than now. A live service's latest
+event is minutes old; a historical import is scored as of its own end, so recency features mean
+what they meant in training however old the data is.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from sqlalchemy.orm import Session
 
 from api.db import queries
 from api.db.models import Case, CaseEvent, ChurnOutcome, Customer, Feedback, RiskScore
+from api.errors import ApiError
 from churn.schema import CUSTOMER_SEGMENTS, validate_tables
-from churn.scoring import features_for, reason_ids_of, score_customers
+from churn.scoring import reason_ids_of, score_at
+from nlp.signals import churn_intent
 
 CHANNEL_OF_KIND = {"survey": "survey", "social": "social", "ticket": "ticket"}
 
@@ -50,6 +57,7 @@ def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason
         sentiment = analysis.get("sentiment") or None
         feedback.append({
             "customer_id": row.customer_id,
+            "feedback_id": row.external_id,
             "timestamp": row.created_at.isoformat(),
             "channel": CHANNEL_OF_KIND[row.kind],
             "survey_type": (row.survey or {}).get("survey_type") if row.kind == "survey" else None,
@@ -60,22 +68,26 @@ def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason
             "text_reasons": [r["id"] for r in analysis.get("reasons", []) if r["id"] in allowed]
             if row.status == "analysed" and row.text else None,
             "churn_intent": None if signals is None else bool(signals["churn_intent"]),
+            # Analyses stored before the text model scored churn intent: the phrases' verdict, 1 or 0.
+            "churn_intent_score": None if signals is None else
+            signals.get("churn_intent_score", float(bool(signals["churn_intent"]))),
             "competitors": None if signals is None else list(signals["competitors"]),
         })
         if row.ticket is not None:
             t = row.ticket
             tickets.append({
-                "customer_id": row.customer_id, "opened_at": t.opened_at.isoformat(),
+                "customer_id": row.customer_id, "ticket_id": row.external_id, "opened_at": t.opened_at.isoformat(),
                 "first_response_at": t.first_response_at.isoformat() if t.first_response_at else None,
                 "resolved_at": t.resolved_at.isoformat() if t.resolved_at else None,
                 "reopened": 0,
             })
     return validate_tables(
         pd.DataFrame(customer_rows, columns=["customer_id", "signup_date", *CUSTOMER_SEGMENTS, "revenue"]),
-        pd.DataFrame(feedback, columns=["customer_id", "timestamp", "channel", "survey_type", "nps", "ces",
-                                        "csat", "reasons", "text", "sentiment_score", "text_reasons",
-                                        "churn_intent", "competitors"]),
-        pd.DataFrame(tickets, columns=["customer_id", "opened_at", "first_response_at", "resolved_at", "reopened"]),
+        pd.DataFrame(feedback, columns=["customer_id", "feedback_id", "timestamp", "channel", "survey_type", "nps",
+                                        "ces", "csat", "reasons", "text", "sentiment_score", "text_reasons",
+                                        "churn_intent", "churn_intent_score", "competitors"]),
+        pd.DataFrame(tickets, columns=["customer_id", "ticket_id", "opened_at", "first_response_at", "resolved_at",
+                                       "reopened"]),
         pd.DataFrame({"customer_id": [o.customer_id for o in outcomes],
                       "churned_at": [o.churned_at.isoformat() for o in outcomes]}),
         reason_ids=reason_ids,
@@ -95,8 +107,7 @@ def score(model, customers: Sequence[Customer], rows: Sequence[Feedback], as_of:
     Customers whose recorded churn lies before ``as_of`` have left: they get no score.
     """
     tables = churn_tables(customers, rows, reason_ids_of(model), outcomes)
-    features = features_for(model, tables, as_of + timedelta(seconds=1))
-    return score_customers(model, features, threshold=threshold)
+    return score_at(model, tables, as_of + timedelta(seconds=1), threshold=threshold, intent_sentence=churn_intent)
 
 
 @dataclass
@@ -105,8 +116,35 @@ class FlagOutcome:
     cases_opened: int
     already_open: int
     recently_closed: int
+    over_capacity: int
     model_version: str
     threshold: float
+    as_of: datetime
+    as_of_rule: str
+    tiers: dict[str, str]
+
+
+def tier_meaning(model, threshold: float) -> dict[str, str]:
+    """What each tier means in probabilities, as a support lead should read it."""
+    horizon = model.horizon_days
+    rate = ((getattr(model, "card_", None) or {}).get("data") or {}).get("churn_rate")
+    typical = f"; an average customer in training: {rate:.0%}" if rate is not None else ""
+    return {
+        "high": f"at least {threshold:.0%} chance of leaving within {horizon} days{typical}; a case is opened",
+        "medium": f"{threshold / 2:.0%} to {threshold:.0%} chance of leaving within {horizon} days; no case",
+        "low": f"under {threshold / 2:.0%} chance of leaving within {horizon} days",
+    }
+
+
+def resolve_as_of(session: Session, requested: datetime | None, now: datetime) -> tuple[datetime, str]:
+    """The as-of rule (module docstring): the request's moment, else the latest stored event."""
+    if requested is not None:
+        requested = requested if requested.tzinfo else requested.replace(tzinfo=timezone.utc)
+        if requested > now:
+            raise ApiError(422, "invalid_as_of", f"as_of {requested.isoformat()} is in the future")
+        return requested, "request"
+    latest = queries.latest_event(session)
+    return (now, "now") if latest is None or latest > now else (latest, "latest event")
 
 
 def flag(
@@ -118,36 +156,43 @@ def flag(
     rescore_all: bool = False,
     as_of: datetime | None = None,
     cooldown_days: int = 30,
+    cases_per_day: int = 0,
 ) -> FlagOutcome:
     """Re-score customers with new feedback and open one case per customer crossing ``threshold``.
 
-    ``threshold=None`` uses the model's own, chosen on validation data at training. A customer
-    whose case was resolved or dismissed in the last ``cooldown_days`` gets no new case: the team
-    has just spoken to them, and a re-score should not put them straight back in the queue.
+    ``threshold=None`` uses the model's own, chosen on validation data at training. Cases open
+    highest risk first, at most ``cases_per_day`` in any 24 hours (0: no cap); the rest stay in
+    the queue, high tier, without a case. A customer whose case was resolved or dismissed in the
+    last ``cooldown_days`` gets no new case: the team has just spoken to them. ``as_of`` follows
+    the as-of rule of this module.
     """
     threshold = float(model.threshold_) if threshold is None else threshold
-    as_of = as_of or datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)
+    as_of, rule = resolve_as_of(session, as_of, now)
     version = model_version(model)
+    tiers = tier_meaning(model, threshold)
     customers = queries.customers_to_score(session, only_flagged=not rescore_all)
     if not customers:
-        return FlagOutcome(0, 0, 0, 0, version, threshold)
+        return FlagOutcome(0, 0, 0, 0, 0, version, threshold, as_of, rule, tiers)
     ids = [c.id for c in customers]
     rows = queries.customer_feedback(session, ids)
     scores = score(model, customers, rows, as_of, threshold, queries.churn_outcomes(session, ids))
+    scores = scores.sort_values("probability", ascending=False, kind="stable")
     by_id = {c.id: c for c in customers}
     for record in scores.itertuples(index=False):
         queries.upsert_risk(session, RiskScore(
             customer_id=record.customer_id, probability=round(float(record.probability), 4),
             tier=str(record.tier), reasons=_plain({"items": list(record.reasons), "drivers": record.drivers}),
-            model_version=version, computed_at=as_of,
+            model_version=version, computed_at=now,
         ))
     for customer in customers:
         customer.needs_scoring = False
     session.commit()
 
-    opened = already = recent = 0
+    opened = already = recent = capped = 0
+    room = cases_per_day - queries.cases_opened_since(session, now - timedelta(days=1)) if cases_per_day else None
     with_open_case = queries.customers_with_open_cases(session)
-    closed_lately = queries.customers_with_cases_closed_since(session, as_of - timedelta(days=cooldown_days))
+    closed_lately = queries.customers_with_cases_closed_since(session, now - timedelta(days=cooldown_days))
     for record in scores.itertuples(index=False):
         if record.probability < threshold or record.customer_id not in by_id:
             continue
@@ -157,9 +202,12 @@ def flag(
         if record.customer_id in closed_lately:
             recent += 1
             continue
+        if room is not None and opened >= room:
+            capped += 1
+            continue
         case = Case(customer_id=record.customer_id, status="open", risk_probability=float(record.probability),
-                    risk_tier=str(record.tier), opened_at=as_of, updated_at=as_of)
-        event = CaseEvent(actor=actor, action="opened", to_status="open", at=as_of,
+                    risk_tier=str(record.tier), opened_at=now, updated_at=now)
+        event = CaseEvent(actor=actor, action="opened", to_status="open", at=now,
                           note="; ".join(record.reasons) or None)
         try:
             queries.add_case(session, case, event)
@@ -169,4 +217,4 @@ def flag(
             # Another flag run opened it a moment ago: the unique index keeps one open case.
             session.rollback()
             already += 1
-    return FlagOutcome(len(scores), opened, already, recent, version, threshold)
+    return FlagOutcome(len(scores), opened, already, recent, capped, version, threshold, as_of, rule, tiers)
