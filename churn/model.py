@@ -48,6 +48,26 @@ def _range(values: pd.Series) -> list[float] | None:
     return None if np.isnan(values).all() else [float(np.nanmin(values)), float(np.nanmax(values))]
 
 
+def _bins(values: pd.Series, bins: int = 10) -> dict:
+    """Decile edges of the observed values and the training share in each bin (missing last)."""
+    values = values.to_numpy(dtype=float)
+    observed = values[~np.isnan(values)]
+    edges = np.unique(np.quantile(observed, np.linspace(0, 1, bins + 1)[1:-1])) if observed.size else np.array([])
+    return {"edges": edges.tolist(), "shares": _shares(values, edges).tolist()}
+
+
+def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    missing = np.isnan(values)
+    counts = np.bincount(np.searchsorted(edges, values[~missing], side="right"), minlength=len(edges) + 1)
+    return np.append(counts, missing.sum()) / max(len(values), 1)
+
+
+def population_stability(expected, actual, floor: float = 1e-4) -> float:
+    """PSI between two bin-share vectors: under 0.1 stable, 0.1-0.25 moderate, over 0.25 a large shift."""
+    e, a = np.maximum(np.asarray(expected, dtype=float), floor), np.maximum(np.asarray(actual, dtype=float), floor)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
 def _is_categorical(series: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
 
@@ -104,7 +124,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                                ("one_hot", one_hot)])
         if self.estimator == "gbm":
             numbers = "passthrough"
-            directions = {c: risk_direction(c) for c in numeric} if self.monotone else {}
+            directions = {c: risk_direction(c) for c in numeric if isinstance(c, str)} if self.monotone else {}
             classifier = HistGradientBoostingClassifier(
                 learning_rate=0.06, max_iter=self.trees, max_leaf_nodes=15, min_samples_leaf=40,
                 l2_regularization=1.0, class_weight=self.class_weight, early_stopping=False,
@@ -141,6 +161,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         numeric = [c for c in frame.columns if c not in self.categorical_features_]
         frame[self.categorical_features_] = frame[self.categorical_features_].astype(object)
         self.feature_range_ = {c: _range(frame[c]) for c in numeric}
+        self.feature_bins_ = {c: _bins(frame[c]) for c in numeric}
         pipeline = self._pipeline(numeric, self.categorical_features_)
         smallest = int(np.min(np.unique(y, return_counts=True)[1]))
         folds = max(2, min(self.cv, smallest))
@@ -179,6 +200,14 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             if bounds is not None:
                 frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float).clip(*bounds)
         return frame
+
+    def drift(self, X) -> dict[str, float]:
+        """PSI of each numeric feature of ``X`` against the training data, largest first."""
+        check_is_fitted(self, "feature_bins_")
+        frame = self._frame(X, reset=False)
+        psi = {c: population_stability(b["shares"], _shares(frame[c].to_numpy(dtype=float), np.array(b["edges"])))
+               for c, b in self.feature_bins_.items()}
+        return dict(sorted(((c, round(v, 4)) for c, v in psi.items()), key=lambda kv: -kv[1]))
 
     def predict_proba(self, X) -> np.ndarray:
         frame = self._prepared(X)

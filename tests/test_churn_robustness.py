@@ -22,6 +22,10 @@ from churn.simulate import simulate
 ABSENCE = re.compile(r"\b(no|not|never|none|unknown|without)\b", re.I)
 
 
+def _training_cutoffs(sim):
+    return pd.date_range(sim.start + pd.Timedelta(days=120), sim.end - pd.Timedelta(days=91), freq="56D")
+
+
 @pytest.fixture(scope="module")
 def sim():
     return simulate(1200, seed=5, perfect_text=True, sparse=0.3)
@@ -30,8 +34,7 @@ def sim():
 @pytest.fixture(scope="module")
 def cold_start(sim):
     """A small cold-start model: the signal columns only, monotone GBM, shrunk probabilities."""
-    cutoffs = pd.date_range(sim.start + pd.Timedelta(days=120), sim.end - pd.Timedelta(days=91), freq="56D")
-    x, y, _ = training_frame(sim.tables, cutoffs, REASON_IDS, observed_until=sim.end)
+    x, y, _ = training_frame(sim.tables, _training_cutoffs(sim), REASON_IDS, observed_until=sim.end)
     return ChurnModel(trees=60, shrink=0.2).fit(x[cold_start_columns(REASON_IDS)], y, groups=x.index)
 
 
@@ -160,3 +163,13 @@ def test_evidence_quotes_the_sentence_and_lists_answers_and_tickets():
     assert [t["ticket_id"] for t in evidence("a", "open_tickets")["tickets"]] == ["T-9"]
     assert Evidence(as_of(tables, "2018-03-10"), 90)("a", "churn_intent")["quote"] == feedback["text"][1]
     assert evidence("nobody", "nps") == {}
+
+
+def test_drift_is_zero_on_the_training_population_and_large_when_it_shifts(cold_start, sim):
+    x, _, _ = training_frame(sim.tables, _training_cutoffs(sim), REASON_IDS, observed_until=sim.end)
+    x = x[cold_start.feature_names_in_]
+    same = cold_start.drift(x)
+    assert max(same.values()) < 1e-9 and set(same) == set(cold_start.feature_range_)
+    shifted = cold_start.drift(x.assign(nps_latest=0.0, days_since_nps=np.nan))
+    assert list(shifted)[:2] == sorted(["nps_latest", "days_since_nps"], key=lambda c: -shifted[c])
+    assert min(shifted["nps_latest"], shifted["days_since_nps"]) > 0.25

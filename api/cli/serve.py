@@ -94,6 +94,8 @@ def flag(rescore_all: bool = typer.Option(False, "--all", help="Re-score every c
                f"opened {outcome.cases_opened} cases ({outcome.already_open} already open, {outcome.recently_closed} "
                f"closed lately, {outcome.over_capacity} over CXM_CASES_PER_DAY) at risk >= {outcome.threshold:.2f}, "
                f"model {outcome.model_version}", err=True)
+    if outcome.drift:
+        typer.echo(f"features far from the model's training data (PSI): {outcome.drift}", err=True)
 
 
 @app.command()

@@ -51,6 +51,9 @@ class FlagResult(BaseModel):
                             "latest stored event (a historical import is scored as of its own end).")
     as_of_rule: Literal["request", "latest event", "now"]
     tiers: dict[str, str] = Field(description="What each risk tier means in churn probability.")
+    drift: dict[str, float] = Field(
+        description="Features of the scored customers far from the churn model's training data: population "
+        "stability index >= 0.25, largest first. Probabilities there are extrapolated; retrain on your data.")
 
 
 class RetryResult(BaseModel):

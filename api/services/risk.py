@@ -24,7 +24,7 @@ from api.db import queries
 from api.db.models import Case, CaseEvent, ChurnOutcome, Customer, Feedback, RiskScore
 from api.errors import ApiError
 from churn.schema import CUSTOMER_SEGMENTS, validate_tables
-from churn.scoring import reason_ids_of, score_at
+from churn.scoring import features_for, reason_ids_of, score_at
 from nlp.signals import churn_intent
 
 CHANNEL_OF_KIND = {"survey": "survey", "social": "social", "ticket": "ticket"}
@@ -100,14 +100,23 @@ def model_version(model) -> str:
     return f"churn-{sha[:12]}" if sha else "churn-unversioned"
 
 
+DRIFT_PSI = 0.25
+"""A feature whose population stability index against the training data reaches this has shifted a lot."""
+
+
 def score(model, customers: Sequence[Customer], rows: Sequence[Feedback], as_of: datetime,
-          threshold: float | None, outcomes: Sequence[ChurnOutcome] = ()) -> pd.DataFrame:
-    """``churn.scoring.score_customers`` over the customers' stored history as it stood at ``as_of``.
+          threshold: float | None, outcomes: Sequence[ChurnOutcome] = ()) -> tuple[pd.DataFrame, dict[str, float]]:
+    """``churn.scoring.score_at`` over the customers' stored history as it stood at ``as_of``, and the
+    features that drifted from training (PSI >= :data:`DRIFT_PSI`, largest first).
 
     Customers whose recorded churn lies before ``as_of`` have left: they get no score.
     """
     tables = churn_tables(customers, rows, reason_ids_of(model), outcomes)
-    return score_at(model, tables, as_of + timedelta(seconds=1), threshold=threshold, intent_sentence=churn_intent)
+    cutoff = as_of + timedelta(seconds=1)
+    scores = score_at(model, tables, cutoff, threshold=threshold, intent_sentence=churn_intent)
+    features = features_for(model, tables, cutoff)
+    drift = model.drift(features[list(model.feature_names_in_)]) if len(features) else {}
+    return scores, {c: v for c, v in drift.items() if v >= DRIFT_PSI}
 
 
 @dataclass
@@ -122,6 +131,7 @@ class FlagOutcome:
     as_of: datetime
     as_of_rule: str
     tiers: dict[str, str]
+    drift: dict[str, float]
 
 
 def tier_meaning(model, threshold: float) -> dict[str, str]:
@@ -164,7 +174,8 @@ def flag(
     highest risk first, at most ``cases_per_day`` in any 24 hours (0: no cap); the rest stay in
     the queue, high tier, without a case. A customer whose case was resolved or dismissed in the
     last ``cooldown_days`` gets no new case: the team has just spoken to them. ``as_of`` follows
-    the as-of rule of this module.
+    the as-of rule of this module. ``drift`` names the features of the scored customers that
+    shifted far from the model's training data.
     """
     threshold = float(model.threshold_) if threshold is None else threshold
     now = datetime.now(timezone.utc)
@@ -173,10 +184,10 @@ def flag(
     tiers = tier_meaning(model, threshold)
     customers = queries.customers_to_score(session, only_flagged=not rescore_all)
     if not customers:
-        return FlagOutcome(0, 0, 0, 0, 0, version, threshold, as_of, rule, tiers)
+        return FlagOutcome(0, 0, 0, 0, 0, version, threshold, as_of, rule, tiers, {})
     ids = [c.id for c in customers]
     rows = queries.customer_feedback(session, ids)
-    scores = score(model, customers, rows, as_of, threshold, queries.churn_outcomes(session, ids))
+    scores, drift = score(model, customers, rows, as_of, threshold, queries.churn_outcomes(session, ids))
     scores = scores.sort_values("probability", ascending=False, kind="stable")
     by_id = {c.id: c for c in customers}
     for record in scores.itertuples(index=False):
@@ -217,4 +228,4 @@ def flag(
             # Another flag run opened it a moment ago: the unique index keeps one open case.
             session.rollback()
             already += 1
-    return FlagOutcome(len(scores), opened, already, recent, capped, version, threshold, as_of, rule, tiers)
+    return FlagOutcome(len(scores), opened, already, recent, capped, version, threshold, as_of, rule, tiers, drift)

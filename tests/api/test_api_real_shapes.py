@@ -62,6 +62,7 @@ def test_old_data_is_scored_as_of_its_own_latest_answer(flagged):
     assert result["as_of_rule"] == "latest event"
     assert datetime.fromisoformat(result["as_of"]) == max(at for *_, at in cohort)
     assert len(queue) == len(cohort) == result["scored"]
+    assert all(v >= 0.25 for v in result["drift"].values())
     assert future.status_code == 422 and "in the future" in future.text
 
 
