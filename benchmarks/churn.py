@@ -221,7 +221,7 @@ def nps_queue(data_dir: Path, analyzer, customers: int = 900) -> dict:
         "reasons": len(reasons), "absence_reasons": sum(bool(ABSENCE.search(r)) for r in reasons),
         "stated_leaving_customers": len(leavers),
         "stated_leaving_median_percentile": round(float(np.median([percentile[c] for c in leavers])), 1),
-        "stated_leaving_with_case": len(set(leavers) & cased),
+        "stated_leaving_with_case": len(set(leavers) & cased), "drift": flagged["drift"],
         "seconds": round(seconds, 1),
     }
     print(f"NPS queue: {out['with_case']} of {out['customers']} customers with a case ({out['flagged_share']:.1%}), "
