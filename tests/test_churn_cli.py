@@ -117,3 +117,19 @@ def test_tables_are_checked_against_the_deployments_own_taxonomy(tmp_path, monke
     card = json.loads((tmp_path / "m" / "model_card.json").read_text())
     assert card["features"]["reason_ids"] == ["roaming", "other"]
     assert "picked_roaming" in card["features"]["columns"]
+
+
+@pytest.mark.slow
+def test_cold_start_training_on_a_sparse_simulation(tmp_path):
+    from churn.features import cold_start_columns
+    from churn.phrasebook import REASON_IDS
+
+    trained = runner.invoke(app, ["train", "churn", "--simulate", "400", "--seed", "3", "--sparse", "0.3",
+                                  "--cold-start", "--no-text", "-o", str(tmp_path)])
+    assert trained.exit_code == 0, trained.output
+    card = json.loads((tmp_path / "model_card.json").read_text())
+    assert card["features"]["columns"] == cold_start_columns(REASON_IDS)
+    assert set(card["validation"]) == {"gbm/sigmoid"} and card["model"]["shrink"] == 0.2
+    assert "sparse share 0.3" in card["data"]["source"]
+    bad = runner.invoke(app, ["train", "churn", "--simulate", "400", "--sparse", "2", "-o", str(tmp_path)])
+    assert bad.exit_code != 0 and "--sparse" in bad.output
