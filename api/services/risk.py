@@ -35,6 +35,11 @@ def _plain(value):
     return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
+def _heads(row: Feedback) -> set[str]:
+    """The analyzer heads that produced the row's stored analysis."""
+    return set(((row.model_versions or {}).get("heads") or "").split(","))
+
+
 def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason_ids: Sequence[str],
                  outcomes: Sequence[ChurnOutcome] = ()):
     """The customers' stored history and churn outcomes as validated ``churn.schema`` tables."""
@@ -65,8 +70,9 @@ def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason
             "reasons": [r for r in (row.survey or {}).get("reasons", []) if r in allowed],
             "text": row.text,
             "sentiment_score": sentiment["score"] if sentiment else None,
+            # No reason head at analysis time: reasons were not looked for (missing), not absent.
             "text_reasons": [r["id"] for r in analysis.get("reasons", []) if r["id"] in allowed]
-            if row.status == "analysed" and row.text else None,
+            if row.status == "analysed" and row.text and "reasons" in _heads(row) else None,
             "churn_intent": None if signals is None else bool(signals["churn_intent"]),
             # Analyses stored before the text model scored churn intent: the phrases' verdict, 1 or 0.
             "churn_intent_score": None if signals is None else
