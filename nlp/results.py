@@ -43,6 +43,8 @@ class Signals:
     competitors: list[str]
     effort: float
     urgency: float
+    churn_intent_score: float = 0.0
+    """In [0, 1]; the phrase rules alone give 1.0 or 0.0 (a learned score is work in progress)."""
 
 
 @dataclass

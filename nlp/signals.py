@@ -223,6 +223,7 @@ class RuleSignalDetector:
                 competitors=list(dict.fromkeys(found)),
                 effort=effort_score(text),
                 urgency=urgency_score(text),
+                churn_intent_score=float(churn_intent(text)),
             )
             for text, found in zip(texts, named)
         ]
