@@ -217,15 +217,16 @@ class RuleSignalDetector:
                 for ent in doc.ents:
                     if ent.label_ == "ORG" and self._is_competitor(ent):
                         named[i].append(ent.text.strip())
+        stated = [churn_intent(text) for text in texts]
         return [
             Signals(
-                churn_intent=churn_intent(text),
+                churn_intent=intent,
                 competitors=list(dict.fromkeys(found)),
                 effort=effort_score(text),
                 urgency=urgency_score(text),
-                churn_intent_score=float(churn_intent(text)),
+                churn_intent_score=float(intent),
             )
-            for text, found in zip(texts, named)
+            for text, found, intent in zip(texts, named, stated)
         ]
 
     def _named(self, text: str) -> list[str]:
