@@ -66,7 +66,9 @@ def _phone(match: re.Match) -> bool:
 
 
 _PATTERNS: dict[str, tuple[re.Pattern, Callable[[re.Match], bool] | None]] = {
-    "email": (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"), None),
+    # Starts only where a run of local-part characters starts: from inside the run the old pattern
+    # re-scanned it for an "@" at every position (quadratic, ~0.3 s per 10,000 characters).
+    "email": (re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"), None),
     "card": (re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card),
     "personnummer": (
         re.compile(r"(?<![\d-])(?:19|20)?(?P<body>\d{6}[-+]?\d{4})(?![\d-])"),

@@ -56,7 +56,7 @@ async def post_feedback(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Ingest,
              responses={503: {"model": ErrorResponse, "description": "The analysis model failed"}},
              summary="Analyse texts without storing them")
 async def analyze(payload: AnalyzeIn, runtime: RuntimeDep, analyzer: AnalyzerDep, _: Analyst) -> AnalyzeOut:
-    redactions = runtime.redactor.redact(payload.texts)
+    redactions = await run_in_threadpool(runtime.redactor.redact, payload.texts)
     texts = [r.text for r in redactions]
     try:
         if analyzer is runtime.models.analyzer:
