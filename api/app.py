@@ -102,6 +102,10 @@ class _TooLarge(Exception):
     pass
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Metric labels name these; any other method is counted as "other", so clients cannot add label values."""
+
+
 def _instrument(app: FastAPI) -> None:
     registry = CollectorRegistry()
     app.state.prometheus = registry
@@ -114,8 +118,9 @@ def _instrument(app: FastAPI) -> None:
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        latency.labels(request.method, path).observe(time.perf_counter() - started)
-        requests.labels(request.method, path, str(response.status_code)).inc()
+        method = request.method if request.method in HTTP_METHODS else "other"
+        latency.labels(method, path).observe(time.perf_counter() - started)
+        requests.labels(method, path, str(response.status_code)).inc()
         return response
 
 

@@ -64,6 +64,17 @@ def test_health_readiness_and_prometheus_are_open(api):
     assert 'cxm_http_requests_total{method="GET",route="/healthz",status="200"}' in text
 
 
+def test_invented_http_methods_share_one_metric_label(api):
+    """Any client may send any method: each must not become a new Prometheus series."""
+    for method in ("FROBNICATE", "X-PROBE-1", "X-PROBE-2"):
+        assert api.client.request(method, "/healthz").status_code == 405
+        assert api.client.request(method, "/no-such-path").status_code == 404
+    text = api.client.get("/metrics").text
+    assert "FROBNICATE" not in text and "X-PROBE" not in text
+    assert 'cxm_http_requests_total{method="other",route="/healthz",status="405"}' in text
+    assert 'cxm_http_requests_total{method="other",route="unmatched",status="404"}' in text
+
+
 def test_openapi_fuzz_never_500(api):
     """Requests the spec allows get a documented 2xx/4xx, never a 500 (bounded: a few cases per operation).
 
