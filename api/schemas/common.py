@@ -2,32 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
 
 T = TypeVar("T")
 
+MAX_DEPTH = 32
+"""Request bodies nest a few levels; deeper ones are refused (422) before anything recurses into them."""
+
+
+def _walk(value: Any) -> Iterator[tuple[Any, int]]:
+    """Every value, key and container in ``value`` with its depth, without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        yield item, depth
+        if isinstance(item, dict):
+            stack.extend((part, depth + 1) for pair in item.items() for part in pair)
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+
+
+def _nul(value: Any) -> bool:
+    return isinstance(value, str) and "\x00" in value
+
 
 def has_nul(value: Any) -> bool:
     """Whether a string anywhere in ``value`` holds a NUL character (PostgreSQL text cannot store one)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(has_nul(v) for v in value)
-    return False
+    return any(_nul(item) for item, _ in _walk(value))
 
 
 class InModel(BaseModel):
-    """Base of every request body: text with NUL characters is refused at the edge (422)."""
+    """Base of every request body: NUL characters and nesting deeper than ``MAX_DEPTH`` are refused (422)."""
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if has_nul(data):
-            raise ValueError("text must not contain NUL (\\x00) characters")
+    def _plain(cls, data: Any) -> Any:
+        for item, depth in _walk(data):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+            if _nul(item):
+                raise ValueError("text must not contain NUL (\\x00) characters")
         return data
 
 

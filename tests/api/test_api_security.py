@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -62,6 +64,23 @@ def test_health_readiness_and_prometheus_are_open(api):
     assert ready == {"status": "ready", "checks": {"models": True, "database": True}}
     text = api.client.get("/metrics").text
     assert 'cxm_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+
+
+def test_deeply_nested_bodies_are_refused_not_a_500(api):
+    """400 levels once overflowed the stack (RecursionError, 500); now the edge says what is wrong."""
+    deep = "[" * 400 + "]" * 400
+    for method, path, role, body in [("POST", "/v1/analyze", "viewer", '{"texts": %s}' % deep),
+                                     ("POST", "/v1/admin/keys", "admin", '{"name": %s, "role": "viewer"}' % deep),
+                                     ("PATCH", "/v1/cases/1", "agent", '{"note": %s}' % deep)]:
+        response = api.call(method, path, role, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, (path, response.text[:300])
+        assert "nested deeper than 32 levels" in response.text
+    item = survey(segments={"plan": "x"})
+    body = json.dumps({"items": [item, survey()]}).replace('{"plan": "x"}', '{"plan": %s}' % deep)
+    batch = api.call("POST", "/v1/feedback", "ingest", content=body, headers={"Content-Type": "application/json"})
+    assert batch.status_code == 200, batch.text[:300]
+    assert [i["status"] for i in batch.json()["items"]] == ["rejected", "stored"]
+    assert "nested deeper than 32 levels" in batch.json()["items"][0]["reason"]
 
 
 def test_invented_http_methods_share_one_metric_label(api):
