@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from api.schemas.common import InModel
 
@@ -14,6 +23,8 @@ SurveyType = Literal["relational", "transactional", "in-the-moment"]
 Priority = Literal["low", "normal", "high", "urgent"]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 SegmentValue = str | int | float | bool
+DATE_SEGMENTS = ("signup_date",)
+"""Segments the churn model reads as dates: refused at ingestion unless :func:`segment_date` accepts them."""
 FeedbackText = Annotated[str, StringConstraints(max_length=10_000)]
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -33,6 +44,14 @@ def _plausible(value: datetime) -> datetime:
 Moment = Annotated[datetime, AfterValidator(_plausible)]
 
 
+def segment_date(value: Any) -> datetime:
+    """A date segment as UTC: an ISO 8601 string between 1970 and now (``ValueError`` otherwise)."""
+    try:
+        return _plausible(datetime.fromisoformat(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"not an ISO 8601 date between 1970-01-01 and now: {value!r}") from None
+
+
 class _FeedbackBase(InModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,8 +64,29 @@ class _FeedbackBase(InModel):
     segments: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], SegmentValue] = Field(
         default_factory=dict,
         max_length=32,
-        description="Free segment attributes (region, plan, tenure band...) for metrics and filters.",
+        description="Free segment attributes (region, plan, tenure band...) for metrics and filters; "
+                    "signup_date, when given, must be an ISO 8601 date.",
     )
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _finite(cls, segments: Any) -> Any:
+        """NaN and Infinity are not JSON: stored, they broke every query that filtered on segments."""
+        for key, value in segments.items() if isinstance(segments, dict) else ():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{key}: {value} is not allowed (NaN and Infinity are not JSON numbers)")
+        return segments
+
+    @field_validator("segments")
+    @classmethod
+    def _dates(cls, segments: dict[str, Any]) -> dict[str, Any]:
+        for key in DATE_SEGMENTS:
+            if key in segments:
+                try:
+                    segment_date(segments[key])
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc}") from None
+        return segments
 
 
 class SurveyFeedback(_FeedbackBase):

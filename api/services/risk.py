@@ -12,6 +12,7 @@ what they meant in training however old the data is.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from api.db import queries
 from api.db.models import Case, CaseEvent, ChurnOutcome, Customer, Feedback, RiskScore
 from api.errors import ApiError
+from api.schemas.feedback import segment_date
 from churn.schema import CUSTOMER_SEGMENTS, validate_tables
 from churn.scoring import features_for, reason_ids_of, score_at
 from nlp.signals import churn_intent
@@ -49,11 +51,14 @@ def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason
         first_seen[row.customer_id] = min(first_seen.get(row.customer_id, row.created_at), row.created_at)
     customer_rows = []
     for c in customers:
-        signup = c.attributes.get("signup_date") or min(first_seen.get(c.id, c.created_at), c.created_at)
-        record = {"customer_id": c.id, "signup_date": pd.Timestamp(signup).isoformat()}
+        try:
+            signup = segment_date(c.attributes.get("signup_date"))
+        except ValueError:  # absent, or a bad value stored before ingestion checked it: missing for this customer
+            signup = min(first_seen.get(c.id, c.created_at), c.created_at)
+        record = {"customer_id": c.id, "signup_date": signup.isoformat()}
         record.update({k: str(c.attributes[k]) for k in CUSTOMER_SEGMENTS if k in c.attributes})
         revenue = c.attributes.get("revenue")
-        record["revenue"] = revenue if isinstance(revenue, (int, float)) and revenue >= 0 else None
+        record["revenue"] = revenue if isinstance(revenue, (int, float)) and 0 <= revenue < math.inf else None
         customer_rows.append(record)
     feedback, tickets = [], []
     for row in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from api.deps import get_analyzer
@@ -63,6 +64,28 @@ def test_batch_reports_each_bad_item_and_stores_the_good_ones(api):
     assert [i["index"] for i in body["items"]] == list(range(6))
     assert "nps" in body["items"][1]["reason"] and "resolved_at" in body["items"][2]["reason"]
     assert (body["stored"], body["rejected"], body["duplicates"]) == (2, 3, 1)
+
+
+def test_bad_segment_values_refuse_their_item_and_the_rest_is_stored(api):
+    """NaN/Infinity are not JSON and an unreadable signup_date stopped churn scoring: each refuses its item."""
+    tag = _id("seg")
+    items = [survey(segments={"cohort": tag, "signup_date": "2025-06-01"}),
+             survey(segments={"cohort": tag, "signup_date": "not a date"}),
+             survey(segments={"cohort": tag, "seats": float("nan")}),
+             survey(segments={"cohort": tag, "revenue": float("inf")}),
+             survey(segments={"cohort": tag, "seats": 3.5})]
+    response = api.call("POST", "/v1/feedback", "ingest", content=json.dumps({"items": items}),
+                        headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [i["status"] for i in body["items"]] == ["stored", "rejected", "rejected", "rejected", "stored"]
+    reasons = [i["reason"] for i in body["items"][1:4]]
+    assert "signup_date" in reasons[0] and "ISO 8601" in reasons[0]
+    assert "seats: nan is not allowed" in reasons[1] and "revenue: inf is not allowed" in reasons[2]
+    for item in items[1:4]:
+        assert api.call("GET", f"/v1/customers/{item['customer_id']}", "agent").status_code == 404
+    queue = api.call("GET", "/v1/customers/at-risk", "agent", params={"segment": f"cohort:{tag}"})
+    assert queue.status_code == 200, queue.text
 
 
 def test_personal_data_is_redacted_before_storage(api):

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from api.db import queries
+
 PROFILES = [  # (latest NPS, text): from loudly leaving to happy
     (0, "I will cancel and switch to a competitor, far too expensive."),
     (2, "Terrible support, nobody answers."),
@@ -65,6 +67,24 @@ def test_flag_scores_and_opens_one_case_per_customer_above_threshold(api, cohort
     # Re-scoring everyone (other tests' customers share this database) opens no second case here.
     assert {c["customer_id"]: c["case"]["id"] for c in queue(api, segment=f"cohort:{tag}")["items"]
             if c["case"]} == cases
+
+
+def test_an_unreadable_stored_signup_date_is_missing_for_that_customer_only(api):
+    """A value stored before ingestion checked dates once made every flag run (and retraining) a 500."""
+    tag = uuid.uuid4().hex[:8]
+    now = datetime.now(timezone.utc)
+    ids = [f"{tag}-bad", f"{tag}-good"]
+    items = [{"kind": "survey", "external_id": f"{c}-s", "customer_id": c, "channel": "survey",
+              "timestamp": (now - timedelta(days=2)).isoformat(), "nps": 1, "segments": {"cohort": tag}}
+             for c in ids]
+    assert api.call("POST", "/v1/feedback", "ingest", json={"items": items}).json()["stored"] == 2
+    with api.app.state.runtime.sessions() as session:
+        queries.upsert_customers(session, {ids[0]: {"signup_date": "not a date"}})
+        session.commit()
+    flagged = api.call("POST", "/v1/admin/flag", "admin")
+    assert flagged.status_code == 200, flagged.text
+    page = queue(api, segment=f"cohort:{tag}")
+    assert sorted(c["customer_id"] for c in page["items"] if c["risk"]) == ids
 
 
 def test_queue_filters_and_pages(api, cohort):
