@@ -1,8 +1,9 @@
 """``cxm score --to-db``: store scored rows through the API's ingestion service.
 
 Validation, PII redaction and idempotency on ``external_id`` are the API's own, so a resumed
-job that re-sends a chunk only gets duplicates back. The batch job's analyses are reused; only
-texts that redaction changed are analysed again (what the API stores is the redacted text).
+job that re-sends a chunk only gets duplicates back (a row whose id is stored with other content
+is a conflict: counted, not stored). The batch job's analyses are reused; only texts that
+redaction changed are analysed again (what the API stores is the redacted text).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class DatabaseSink:
         self.analyzer = ReusingAnalyzer(analyzer)
         self.max_attempts, self.text_column = max_attempts, text_column
         self._items: list[dict[str, Any]] = []
-        self.stored = self.duplicates = 0
+        self.stored = self.duplicates = self.conflicts = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, analyzer, text_column: str) -> DatabaseSink:
@@ -106,4 +107,5 @@ class DatabaseSink:
             raise RuntimeError(f"the database rejected validated rows: {sorted(reasons)[:3]}")
         self.stored += result.stored
         self.duplicates += result.duplicates
+        self.conflicts += result.conflicts
         self.analyzer.known = {}

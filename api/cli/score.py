@@ -78,7 +78,8 @@ def score(
                                     progress=progress, sink=sink,
                                     work_extra={"to_db": settings.database_url} if to_db else None)
             if sink is not None:
-                typer.echo(f"database: {sink.stored} stored, {sink.duplicates} already there", err=True)
+                typer.echo(f"database: {sink.stored} stored, {sink.duplicates} already there, "
+                           f"{sink.conflicts} not stored (id already stored with other content)", err=True)
     except InputError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

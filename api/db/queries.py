@@ -30,14 +30,14 @@ def ping(session: Session) -> None:
 # Customers and feedback
 
 
-def existing_external_ids(session: Session, external_ids: Iterable[str]) -> dict[str, int]:
+def feedback_by_external_ids(session: Session, external_ids: Iterable[str]) -> dict[str, Feedback]:
+    """The stored rows (with their tickets) of those ``external_ids`` that are taken."""
     ids = list(external_ids)
-    found: dict[str, int] = {}
+    found: dict[str, Feedback] = {}
     for start in range(0, len(ids), 500):
-        rows = session.execute(
-            select(Feedback.external_id, Feedback.id).where(Feedback.external_id.in_(ids[start : start + 500]))
-        )
-        found.update({external_id: fid for external_id, fid in rows})
+        rows = session.scalars(select(Feedback).options(selectinload(Feedback.ticket))
+                               .where(Feedback.external_id.in_(ids[start : start + 500])))
+        found.update({row.external_id: row for row in rows})
     return found
 
 

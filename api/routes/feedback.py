@@ -33,7 +33,8 @@ ITEM_SCHEMA = {"oneOf": [{"$ref": f"#/components/schemas/{m.__name__}"}
 async def post_feedback(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Ingest,
                         body: Any = Body(..., include_in_schema=False)) -> FeedbackBatchResult:
     """Each item is validated on its own: good ones are stored (raw, redacted) before analysis,
-    bad ones come back ``rejected`` with the reason; re-sent ``external_id``s are ``duplicate``."""
+    bad ones come back ``rejected`` with the reason; a re-sent item is a ``duplicate``, other content
+    under a stored ``external_id`` a ``conflict`` (not stored)."""
     if isinstance(body, dict) and "items" in body and "kind" not in body:
         items = body["items"]
         if not isinstance(items, list) or not items:

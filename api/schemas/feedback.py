@@ -151,7 +151,9 @@ class FeedbackBatchIn(InModel):
 class ItemResult(BaseModel):
     index: int
     external_id: str | None
-    status: Literal["stored", "duplicate", "rejected"]
+    status: Literal["stored", "duplicate", "conflict", "rejected"] = Field(
+        description="duplicate: this content is already stored under the external_id; conflict: other content "
+                    "is (feedback_id), and this item was not stored.")
     feedback_id: int | None = None
     analysis_status: Literal["pending", "analysed", "failed"] | None = None
     reason: str | None = None
@@ -160,5 +162,6 @@ class ItemResult(BaseModel):
 class FeedbackBatchResult(BaseModel):
     stored: int
     duplicates: int
+    conflicts: int
     rejected: int
     items: list[ItemResult]

@@ -1,4 +1,8 @@
-"""Store feedback first (redacted, idempotent on ``external_id``), then analyse it."""
+"""Store feedback first (redacted, idempotent on ``external_id``), then analyse it.
+
+Re-sending an item is a ``duplicate`` only when its content is what is stored; other content
+under a taken ``external_id`` is a ``conflict``, reported rather than silently dropped.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ def _utc(value):
 
 
 def validate_items(raw: list[Any]) -> tuple[list[tuple[int, Any]], list[ItemResult]]:
-    """Split a batch into valid items and per-item rejections (in-batch repeats are duplicates)."""
-    valid, results, seen = [], [], set()
+    """Split a batch into valid items and per-item rejections (in-batch repeats: duplicates or conflicts)."""
+    valid, results, seen = [], [], {}
     for index, item in enumerate(raw):
         external_id = item.get("external_id") if isinstance(item, dict) else None
         external_id = external_id if isinstance(external_id, str) else None
@@ -42,10 +46,12 @@ def validate_items(raw: list[Any]) -> tuple[list[tuple[int, Any]], list[ItemResu
             results.append(ItemResult(index=index, external_id=external_id, status="rejected", reason=_reason(exc)))
             continue
         if parsed.external_id in seen:
-            results.append(ItemResult(index=index, external_id=parsed.external_id, status="duplicate",
-                                      reason="repeated within this batch"))
+            same = seen[parsed.external_id].model_dump() == parsed.model_dump()
+            results.append(ItemResult(
+                index=index, external_id=parsed.external_id, status="duplicate" if same else "conflict",
+                reason="repeated within this batch" if same else "repeated within this batch with other content"))
             continue
-        seen.add(parsed.external_id)
+        seen[parsed.external_id] = parsed
         valid.append((index, parsed))
     return valid, results
 
@@ -91,16 +97,29 @@ def _rows(item, redactor: PiiRedactor) -> tuple[Feedback, Ticket | None]:
     return row, ticket
 
 
+_ROW_CONTENT = ("customer_id", "kind", "channel", "created_at", "text", "segments", "survey", "nps", "csat", "ces")
+_TICKET_CONTENT = ("opened_at", "first_response_at", "resolved_at", "contacts", "priority")
+
+
+def _content(row: Feedback, ticket: Ticket | None) -> tuple:
+    """What a client sent, as stored (redacted): equal for a re-sent item, different for a reused id."""
+    return (tuple(getattr(row, name) for name in _ROW_CONTENT),
+            ticket and tuple(getattr(ticket, name) for name in _TICKET_CONTENT))
+
+
 def _store(session: Session, valid: list[tuple[int, Any]], redactor: PiiRedactor) -> tuple[list[ItemResult], list[int]]:
-    existing = queries.existing_external_ids(session, [item.external_id for _, item in valid])
+    existing = queries.feedback_by_external_ids(session, [item.external_id for _, item in valid])
     results, new_ids = [], []
     attributes: dict[str, dict[str, Any]] = {}
     fresh = []
     for index, item in valid:
-        if item.external_id in existing:
-            results.append(ItemResult(index=index, external_id=item.external_id, status="duplicate",
-                                      feedback_id=existing[item.external_id],
-                                      reason="external_id already stored"))
+        stored = existing.get(item.external_id)
+        if stored is not None:
+            same = _content(*_rows(item, redactor)) == _content(stored, stored.ticket)
+            results.append(ItemResult(
+                index=index, external_id=item.external_id, status="duplicate" if same else "conflict",
+                feedback_id=stored.id,
+                reason="external_id already stored" if same else "external_id already stored with other content"))
             continue
         attributes.setdefault(item.customer_id, {}).update(item.segments)
         fresh.append((index, item))
@@ -137,7 +156,7 @@ def ingest(
                 stored, new_ids = _store(session, valid, redactor)
                 break
             except IntegrityError:
-                # A concurrent request stored one of these ids first: re-read, report duplicates.
+                # A concurrent request stored one of these ids first: re-read, report duplicates or conflicts.
                 session.rollback()
                 if attempt == 1:
                     raise
@@ -154,6 +173,7 @@ def ingest(
     return FeedbackBatchResult(
         stored=sum(r.status == "stored" for r in results),
         duplicates=sum(r.status == "duplicate" for r in results),
+        conflicts=sum(r.status == "conflict" for r in results),
         rejected=sum(r.status == "rejected" for r in results),
         items=results,
     )

@@ -55,15 +55,37 @@ def test_batch_reports_each_bad_item_and_stores_the_good_ones(api):
         {"kind": "ticket", "external_id": _id(), "customer_id": "c", "channel": "email",
          "timestamp": "2026-03-02T10:00:00Z", "text": "help", "resolved_at": "2026-03-01T00:00:00Z"},
         "not an object",
-        survey(external_id=good["external_id"]),
+        dict(good),
         repeated,
+        survey(external_id=good["external_id"]),
     ]
     body = api.call("POST", "/v1/feedback", "ingest", json={"items": items}).json()
     statuses = [i["status"] for i in body["items"]]
-    assert statuses == ["stored", "rejected", "rejected", "rejected", "duplicate", "stored"]
-    assert [i["index"] for i in body["items"]] == list(range(6))
+    assert statuses == ["stored", "rejected", "rejected", "rejected", "duplicate", "stored", "conflict"]
+    assert [i["index"] for i in body["items"]] == list(range(7))
     assert "nps" in body["items"][1]["reason"] and "resolved_at" in body["items"][2]["reason"]
-    assert (body["stored"], body["rejected"], body["duplicates"]) == (2, 3, 1)
+    assert (body["stored"], body["rejected"], body["duplicates"], body["conflicts"]) == (2, 3, 1, 1)
+
+
+def test_a_reused_external_id_with_other_content_is_a_conflict_not_a_duplicate(api):
+    first = survey(text="Mail anna@example.se, the bill is wrong.")
+    ticket = {"kind": "ticket", "external_id": _id(), "customer_id": first["customer_id"], "channel": "email",
+              "timestamp": "2026-03-02T10:00:00Z", "text": "Router broken.", "resolved_at": "2026-03-04T10:00:00Z"}
+    stored = api.call("POST", "/v1/feedback", "ingest", json={"items": [first, ticket]}).json()
+    ids = [i["feedback_id"] for i in stored["items"]]
+    resent = [dict(first), dict(ticket, timestamp="2026-03-02T11:00:00+01:00")]  # the same moment
+    changed = [dict(first, nps=9), dict(ticket, resolved_at="2026-03-05T10:00:00Z"),
+               dict(first, text="Mail anna@example.se, the bill is right."), dict(first, segments={"region": "south"})]
+    again = api.call("POST", "/v1/feedback", "ingest", json={"items": resent}).json()
+    assert [(i["status"], i["feedback_id"]) for i in again["items"]] == [("duplicate", i) for i in ids]
+    for item in changed:
+        body = api.call("POST", "/v1/feedback", "ingest", json=item).json()
+        assert (body["stored"], body["duplicates"], body["conflicts"]) == (0, 0, 1), (item, body)
+        result = body["items"][0]
+        assert result["status"] == "conflict" and "other content" in result["reason"]
+        assert result["feedback_id"] == ids[item["kind"] == "ticket"]
+    timeline = api.call("GET", f"/v1/customers/{first['customer_id']}", "agent").json()["timeline"]
+    assert sorted(e["text"] for e in timeline) == ["Mail [EMAIL], the bill is wrong.", "Router broken."]
 
 
 def test_bad_segment_values_refuse_their_item_and_the_rest_is_stored(api):

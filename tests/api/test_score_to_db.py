@@ -31,11 +31,15 @@ def test_score_to_db_is_idempotent_and_dashboards_see_the_analysis(tmp_path, dat
         args = ["score", str(source), str(tmp_path / "out.jsonl"), "--to-db"]
         first = runner.invoke(app, args)
         again = runner.invoke(app, [*args, "--restart"])  # a rerun of the whole job
+        records[0]["nps"] = 10  # the file changed under an id the database already holds
+        source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        changed = runner.invoke(app, [*args, "--restart"])
     finally:
         get_settings.cache_clear()
     assert first.exit_code == 0, first.output
-    assert "database: 4 stored, 0 already there" in first.output
-    assert again.exit_code == 0 and "database: 0 stored, 4 already there" in again.output
+    assert "database: 4 stored, 0 already there, 0 not stored" in first.output
+    assert again.exit_code == 0 and "database: 0 stored, 4 already there, 0 not stored" in again.output
+    assert changed.exit_code == 0 and "database: 0 stored, 3 already there, 1 not stored" in changed.output
 
     with make_sessionmaker(make_engine(database_url))() as session:
         stored = session.scalars(select(Feedback).where(Feedback.external_id.like(f"{tag}-%"))).all()
