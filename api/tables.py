@@ -1,4 +1,4 @@
-"""Read feedback tables (CSV, JSONL, Parquet) and write analysis results as JSONL."""
+"""Read feedback tables (CSV, JSONL, Parquet) and write analysis results as JSONL or safe CSV."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 import pandas as pd
 
 SUPPORTED = (".csv", ".jsonl", ".json", ".parquet")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet runs a CSV cell starting with one of these as a formula (CSV injection)."""
 
 
 class TableError(ValueError):
@@ -79,3 +81,12 @@ def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
             fh.write("\n")
             n += 1
     return n
+
+
+def _inert(value: Any) -> Any:
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy to write as CSV: text cells and headers that a spreadsheet would run get a leading "'"."""
+    return frame.map(_inert).rename(columns=_inert)

@@ -63,6 +63,22 @@ def test_simulated_scoring_with_the_default_model_writes_jsonl(tmp_path):
     assert any(d["evidence"] for r in rows for d in r["drivers"])
 
 
+def test_scores_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path):
+    """Customer ids come from the user's files: written to CSV they must not start a formula."""
+    sim = simulate(150, seed=5)
+    formulas = {cid: prefix + cid for cid, prefix in zip(sim.tables.customers["customer_id"], "=+-@")}
+    for frame in (sim.tables.customers, sim.tables.feedback, sim.tables.tickets, sim.tables.outcomes):
+        frame["customer_id"] = frame["customer_id"].replace(formulas)
+    paths = _write_tables(sim, tmp_path)
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(app, ["churn", "score", *[f"--{n}={paths[n]}" for n in ("customers", "feedback", "tickets")],
+                                 "--no-text", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    ids = set(pd.read_csv(out, keep_default_na=False, dtype=str)["customer_id"])
+    assert {"'" + f for f in formulas.values()} <= ids
+    assert not any(i.startswith(("=", "+", "-", "@")) for i in ids)
+
+
 def test_bad_tables_and_bad_models_fail_with_a_clear_message(tmp_path):
     paths = _write_tables(simulate(60, seed=2), tmp_path)
     feedback = pd.read_csv(paths["feedback"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 
@@ -242,6 +243,22 @@ def test_emerging_topic_with_the_size_of_its_jump():
     assert row["jump"] == pytest.approx(0.35) and row["lift"] == pytest.approx(8.0)
     assert emerging_topics(frame, "week", min_count=9).empty
     assert emerging_topics(frame[frame["timestamp"] < "2026-01-12"], "week").empty
+
+
+def test_trends_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path):
+    """Labels and segments come from customers' words: a cell starting with =, +, - or @ is a formula."""
+    link = '=HYPERLINK("http://evil.example","x")'
+    pd.DataFrame({"text": ["a", "b", "c"], "timestamp": ["2026-02-02", "2026-02-03", "2026-02-10"],
+                  "topic_id": [0, 0, 1], "topic_label": [link, link, "-billing"],
+                  "channel": ["@SUM(A1)", "+email", "+email"]}).to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "trends.csv"
+    result = runner.invoke(app, ["topics", "trends", str(tmp_path / "in.csv"), "--by", "channel",
+                                 "--format", "csv", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert {r["topic_label"] for r in rows} == {"'" + link, "'-billing"}
+    assert {r["channel"] for r in rows} == {"'@SUM(A1)", "'+email"}
+    assert sum(int(r["count"]) for r in rows) == 3
 
 
 def test_cli_fit_then_trends(corpus, tmp_path):

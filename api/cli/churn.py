@@ -17,7 +17,7 @@ import typer
 from api.cli.app import app, train_app
 from api.components import build_analyzer
 from api.settings import get_settings
-from api.tables import TableError, read_table, write_jsonl
+from api.tables import TableError, csv_safe, read_table, write_jsonl
 from churn.features import DAY, cold_start_columns
 from churn.persistence import ModelLoadError, load_model, save_model
 from churn.schema import ChurnTables, SchemaError, validate_tables
@@ -168,7 +168,7 @@ def score_churn(
     columns = ["customer_id", "probability", "tier", "reasons"]
     if output.suffix.lower() == ".csv":
         flat = scores[columns].assign(reasons=scores["reasons"].map("; ".join))
-        flat.to_csv(output, index=False)
+        csv_safe(flat).to_csv(output, index=False)
     elif output.suffix.lower() in (".jsonl", ".json"):
         write_jsonl(scores[[*columns, "drivers"]].to_dict(orient="records"), output)
     else:

@@ -12,7 +12,7 @@ import typer
 
 from api.cli.app import app
 from api.settings import get_settings
-from api.tables import TableError, read_table
+from api.tables import TableError, csv_safe, read_table
 
 topics_app = typer.Typer(help="Discover topics in feedback and follow them over time.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
@@ -155,7 +155,7 @@ def _assign_topics(frame: pd.DataFrame, text_column: str, model_dir: Path) -> pd
 def _write(table: pd.DataFrame, output_format: OutputFormat, output: Path | None) -> None:
     table = table.assign(period=table["period"].dt.strftime("%Y-%m-%d"))
     if output_format is OutputFormat.csv:
-        text = table.to_csv(index=False)
+        text = csv_safe(table).to_csv(index=False)
     elif output_format is OutputFormat.json:
         records = json.loads(table.to_json(orient="records", force_ascii=False))
         text = json.dumps(records, ensure_ascii=False, indent=2) + "\n"
