@@ -124,6 +124,23 @@ def test_every_kind_of_bad_row_is_accounted_for(tmp_path, analyzer):
     assert reasons[("b.jsonl", 5)].startswith("invalid JSON")
 
 
+def test_an_overlong_jsonl_line_is_one_bad_row_and_the_next_lines_are_read(tmp_path, analyzer):
+    """A line past the cap (12 bytes a character of max_chars, plus 1 MiB) is reported, not read whole."""
+    source = tmp_path / "in.jsonl"
+    with source.open("wb") as fh:
+        fh.write(b'{"id": "a", "text": "Fine, thanks."}\n')
+        fh.write(b'{"id": "huge", "text": "' + b"x" * (2 << 20) + b'"}\n')
+        fh.write(b'{"id": "b", "text": "Snabb leverans."}\n')
+        fh.write(b'{"id": "huge-no-newline", "blob": "' + b"y" * (3 << 20))
+    config = JobConfig(source, tmp_path / "out.jsonl", chunk_size=2, max_chars=200)
+    summary = run_local(config, analyzer)
+    assert [r["id"] for r in read_output(config.output)] == ["a", "b"]
+    errors = read_output(config.errors_path)
+    assert [(e["row"], e["line"]) for e in errors] == [(2, 2), (4, 4)]
+    assert {e["reason"] for e in errors} == {f"line longer than {12 * 200 + (1 << 20)} bytes"}
+    assert (summary.read, summary.scored, summary.failed) == (4, 2, 2)
+
+
 def test_formats_round_trip_with_the_analyze_schema(tmp_path, analyzer):
     records = rows(10)
     inputs = {

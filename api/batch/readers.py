@@ -192,11 +192,24 @@ def _csv_records(fh, columns, row, line, pos) -> Iterator[_Record]:
             yield _Record(row, start_line, start, state["pos"], dict(zip(columns, fields)), None)
 
 
-def _jsonl_records(fh, row, line, pos) -> Iterator[_Record]:
-    for raw in fh:
+def max_line_bytes(max_chars: int) -> int:
+    """The longest JSONL line read: a text of ``max_chars`` escaped in full (up to 12 bytes a character)
+    plus 1 MiB for the other fields. A longer line is a bad row and is never held in memory whole."""
+    return 12 * max_chars + (1 << 20)
+
+
+def _jsonl_records(fh, row, line, pos, max_bytes) -> Iterator[_Record]:
+    while raw := fh.readline(max_bytes + 1):
         start = pos
         pos += len(raw)
         line += 1
+        if len(raw) > max_bytes:
+            while raw and not raw.endswith(b"\n"):
+                raw = fh.readline(max_bytes + 1)
+                pos += len(raw)
+            row += 1
+            yield _Record(row, line, start, pos, None, f"line longer than {max_bytes} bytes")
+            continue
         if not raw.strip():
             continue
         row += 1
@@ -241,7 +254,7 @@ def _decode_row(batch) -> dict[str, Any] | None:
         return None
 
 
-def _records(task_like: Source | ChunkTask, start: int, row: int, line: int, batch: int):
+def _records(task_like: Source | ChunkTask, start: int, row: int, line: int, batch: int, max_chars: int):
     if task_like.format == "parquet":
         yield from _parquet_records(task_like.path, start, batch)
         return
@@ -250,7 +263,7 @@ def _records(task_like: Source | ChunkTask, start: int, row: int, line: int, bat
         if task_like.format == "csv":
             yield from _csv_records(fh, task_like.columns, row, line, start)
         else:
-            yield from _jsonl_records(fh, row, line, start)
+            yield from _jsonl_records(fh, row, line, start, max_line_bytes(max_chars))
 
 
 def _validate(record: _Record, source: str, text_column: str, max_chars: int) -> BadRow | None:
@@ -299,9 +312,9 @@ def iter_chunks(
         if src.format == "csv":
             with open(src.path, "rb") as fh:
                 header_end = _header_end(fh)
-            records = _records(src, header_end[0], 0, header_end[1], chunk_size)
+            records = _records(src, header_end[0], 0, header_end[1], chunk_size, max_chars)
         else:
-            records = _records(src, 0, 0, 0, chunk_size)
+            records = _records(src, 0, 0, 0, chunk_size, max_chars)
         group: list[_Record] = []
         for record in records:
             group.append(record)
@@ -338,7 +351,7 @@ def read_chunk(task: ChunkTask, text_column: str, max_chars: int) -> Chunk:
     records = []
     _ensure_field_limit(max_chars)
     lines_before = max(task.first_line - 1, 0)
-    for record in _records(src, task.start, task.first_row - 1, lines_before, task.n_rows):
+    for record in _records(src, task.start, task.first_row - 1, lines_before, task.n_rows, max_chars):
         records.append(record)
         if len(records) == task.n_rows:
             break
