@@ -11,7 +11,7 @@ from nlp.analyzer import FeedbackAnalyzer
 from nlp.encoder import Encoder
 from nlp.language import LanguageDetector
 from nlp.sentences import SpacySentenceSplitter
-from nlp.sentiment_model import BUILTIN_SENTIMENT_DIR, TransformerSentiment
+from nlp.sentiment_model import BUILTIN_SENTIMENT_DIR, SentimentPredictor, TransformerSentiment
 
 
 def build_encoder(settings: Settings) -> Encoder:
@@ -45,7 +45,7 @@ def build_topic_tagger(settings: Settings):
 
 
 def build_sentiment(settings: Settings, encoder: Encoder) -> TransformerSentiment:
-    """The shipped sentiment adapters (``builtin``) or a directory written by ``cxm train sentiment``."""
+    """The shipped text model (``builtin``) or a directory written by ``cxm train sentiment``."""
     source = settings.sentiment_model
     return TransformerSentiment.load(BUILTIN_SENTIMENT_DIR if source == "builtin" else source, encoder)
 
@@ -55,14 +55,25 @@ def build_sentence_splitter(settings: Settings) -> SpacySentenceSplitter:
     return SpacySentenceSplitter()
 
 
-def build_reason_tagger(settings: Settings, encoder: Encoder):
-    """The few-shot head at ``settings.reason_model`` if set, else zero-shot over the taxonomy."""
-    from nlp.reason_tagger import FewShotReasonHead, ZeroShotReasonTagger
+def build_reason_tagger(settings: Settings, encoder: Encoder, text_model: SentimentPredictor | None = None):
+    """Which reason tagger runs, in order of precedence.
+
+    1. ``settings.reason_model`` (a head from ``cxm train reasons`` on the user's own rows);
+    2. the text model's reason head for the taxonomy ids it was trained on, zero-shot for the rest;
+    3. zero-shot over the taxonomy (a text model without a reason head).
+    """
+    from nlp.reason_tagger import FewShotReasonHead, HeadReasonTagger, ZeroShotReasonTagger
     from nlp.reason_taxonomy import load_taxonomy
 
     if settings.reason_model is not None:
         return FewShotReasonHead.load(settings.reason_model)
-    return ZeroShotReasonTagger.from_taxonomy(load_taxonomy(settings.reason_taxonomy), encoder)
+    taxonomy = load_taxonomy(settings.reason_taxonomy)
+    head_ids = list(getattr(text_model, "reason_ids", ()))
+    if not head_ids:
+        return ZeroShotReasonTagger.from_taxonomy(taxonomy, encoder)
+    needs_zero_shot = any(i not in head_ids for i in taxonomy.ids)
+    zero_shot = ZeroShotReasonTagger.from_taxonomy(taxonomy, encoder) if needs_zero_shot else None
+    return HeadReasonTagger(taxonomy.ids, head_ids, text_model.reason_threshold, zero_shot)
 
 
 def build_signal_detector(settings: Settings):
@@ -94,7 +105,7 @@ def build_analyzer(settings: Settings, encoder: Encoder | None = None) -> Feedba
         build_language_detector(settings),
         sentiment=sentiment,
         sentence_splitter=build_sentence_splitter(settings),
-        reasons=build_reason_tagger(settings, encoder),
+        reasons=build_reason_tagger(settings, encoder, sentiment),
         topics=build_topic_tagger(settings),
         signals=build_signal_detector(settings),
     )

@@ -46,17 +46,17 @@ class Settings(BaseSettings):
         True, description="Forbid model-hub downloads; set false to allow hub ids (online users)."
     )
     sentiment_model: str = Field(
-        "builtin", description="'builtin' (shipped with cxm) or a directory saved by `cxm train`."
+        "builtin", description="The text model (sentiment, reasons, churn intent): 'builtin' (shipped with cxm) or a directory saved by `cxm train sentiment`."
     )
     topic_model: Path | None = Field(
         None,
         description="Directory saved by `cxm topics fit` (default: model_dir/topics); used when present.",
     )
     reason_taxonomy: Path | None = Field(
-        None, description="YAML reason taxonomy (default: the one shipped with cxm); tagged zero-shot."
+        None, description="YAML reason taxonomy (default: the one shipped with cxm); ids the text model knows are tagged by its head, others zero-shot."
     )
     reason_model: Path | None = Field(
-        None, description="Directory saved by `cxm train reasons`; replaces zero-shot tagging when set."
+        None, description="Directory saved by `cxm train reasons`; replaces the text model's head and zero-shot tagging when set."
     )
     competitors: list[str] = Field(
         [], description="Competitor names to find in feedback (e.g. ['Telia', 'Tele2', 'Orange'])."

@@ -104,14 +104,18 @@ def main() -> None:
         texts, gold = test["text"].astype(str).tolist(), test["label"].tolist()
         binary = "neutral" not in set(gold)
         start = time.perf_counter()
-        probs, test_emb = model.proba_with_embeddings(texts)
-        _, train_emb = model.proba_with_embeddings(train["text"].astype(str).tolist())
+        test_scores = model.scores(texts, with_embeddings=True)
+        probs, test_emb = test_scores.sentiment, test_scores.embeddings
+        train_emb = model.scores(train["text"].astype(str).tolist(), with_embeddings=True).embeddings
         lr = LogisticRegression(max_iter=2000, C=1.0).fit(train_emb, train["label"])
         row = {"n": len(texts), "lang": str(test["lang"].iloc[0]), "classes": 2 if binary else 3,
                "ours": scores(gold, labels_from(probs, binary)),
                "lr_frozen_embeddings": scores(gold, lr.predict(test_emb).tolist())}
         if binary:
             row["ours"]["share_called_neutral"] = round(float((probs.argmax(1) == NEU).mean()), 4)
+        else:
+            neutral = np.array(gold) == "neutral"
+            row["ours"]["neutral_recall"] = round(float((probs.argmax(1)[neutral] == NEU).mean()), 4)
         if row["lang"] == "en":
             row["vader"] = scores(gold, vader_labels(texts))
         results[name] = row
@@ -119,7 +123,8 @@ def main() -> None:
         print(f"{name:32s} n={len(texts):5d} ours acc {row['ours']['accuracy']:.3f} F1 {row['ours']['macro_f1']:.3f}"
               f" | LR acc {row['lr_frozen_embeddings']['accuracy']:.3f} F1 {row['lr_frozen_embeddings']['macro_f1']:.3f}"
               + (f" | VADER acc {row['vader']['accuracy']:.3f} F1 {row['vader']['macro_f1']:.3f}" if "vader" in row else "")
-              + (f" | called neutral {row['ours']['share_called_neutral']:.3f}" if binary else "")
+              + (f" | called neutral {row['ours']['share_called_neutral']:.3f}" if binary
+                 else f" | neutral recall {row['ours']['neutral_recall']:.3f}")
               + f" ({time.perf_counter() - start:.0f}s)", flush=True)
 
     rng = np.random.default_rng(SEED)

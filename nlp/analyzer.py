@@ -17,10 +17,12 @@ from nlp.results import (
     Signals,
     TopicAssignment,
 )
+from nlp.sentiment_model import to_sentiment
 
 
 class SentimentModel(Protocol):
-    """Optionally also ``predict_with_embeddings(texts) -> (sentiments, embeddings)``."""
+    """Optionally also ``predict_with_embeddings(texts) -> (sentiments, embeddings)``, or the
+    text model's ``scores(texts, with_embeddings)`` (sentiment, reasons, churn intent, embeddings)."""
 
     def predict(self, texts: Sequence[str]) -> list[Sentiment]: ...
 
@@ -32,6 +34,8 @@ class SentenceSplitter(Protocol):
 
 
 class ReasonTagger(Protocol):
+    """``predict(embeddings, head_probabilities)`` instead when ``reads_text_model`` is true."""
+
     def predict(self, embeddings: np.ndarray) -> list[list[ReasonScore]]: ...
 
 
@@ -40,14 +44,16 @@ class TopicTagger(Protocol):
 
 
 class SignalDetector(Protocol):
-    def detect(self, texts: Sequence[str], languages: Sequence[str]) -> list[Signals]: ...
+    def detect(self, texts: Sequence[str], languages: Sequence[str], *,
+               churn_probability: Sequence[float] | None = None, churn_threshold: float = 0.5) -> list[Signals]: ...
 
 
 class FeedbackAnalyzer:
     """Compose the heads; each is optional so a deployment pays only for what it uses.
 
-    The encoder's bottom layers run once per text: a sentiment model that offers
-    ``predict_with_embeddings`` returns the sentence embeddings that feed the reason and topic heads.
+    The encoder's bottom layers run once per text: the text model (``scores``) returns sentiment,
+    reason and churn-intent probabilities and the sentence embeddings that feed the topic head
+    (and zero-shot reasons) from one pass.
     """
 
     def __init__(
@@ -86,9 +92,12 @@ class FeedbackAnalyzer:
             results[i].language = lang
 
         needs_embeddings = self.reasons is not None or self.topics is not None
-        embeddings = None
+        embeddings = scores = None
         if self.sentiment is not None:
-            if needs_embeddings and hasattr(self.sentiment, "predict_with_embeddings"):
+            if hasattr(self.sentiment, "scores"):
+                scores = self.sentiment.scores(docs, with_embeddings=needs_embeddings)
+                sentiments, embeddings = [to_sentiment(p) for p in scores.sentiment], scores.embeddings
+            elif needs_embeddings and hasattr(self.sentiment, "predict_with_embeddings"):
                 sentiments, embeddings = self.sentiment.predict_with_embeddings(docs)
             else:
                 sentiments = self.sentiment.predict(docs)
@@ -101,13 +110,21 @@ class FeedbackAnalyzer:
             if embeddings is None:
                 embeddings = self.encoder.encode(docs)
             if self.reasons is not None:
-                for i, r in zip(valid, self.reasons.predict(embeddings)):
+                if getattr(self.reasons, "reads_text_model", False):
+                    if scores is None:
+                        raise ValueError("this reason tagger reads the text model's reason head: configure that model")
+                    tagged = self.reasons.predict(embeddings, scores.reasons)
+                else:
+                    tagged = self.reasons.predict(embeddings)
+                for i, r in zip(valid, tagged):
                     results[i].reasons = r
             if self.topics is not None:
                 for i, t in zip(valid, self.topics.predict(docs, embeddings)):
                     results[i].topics = t
         if self.signals is not None:
-            for i, s in zip(valid, self.signals.detect(docs, languages)):
+            churn = {} if scores is None else {"churn_probability": scores.churn,
+                                               "churn_threshold": self.sentiment.churn_threshold}
+            for i, s in zip(valid, self.signals.detect(docs, languages, **churn)):
                 results[i].signals = s
         return results
 

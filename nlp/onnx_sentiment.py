@@ -1,6 +1,6 @@
 """The analyzer's transformer pass on ONNX Runtime: the same graph and weights, faster on CPU.
 
-:class:`nlp.sentiment_model.SharedPass` (sentiment logits plus the encoder's sentence embeddings)
+:class:`nlp.sentiment_model.SharedPass` (the text model's logits plus the encoder's sentence embeddings)
 is exported from the looked-up word vectors on: the 250k x 384 vocabulary table (384 MB) stays in
 the encoder's memory-mapped weights, of which a batch touches only its own rows. One export per
 distinct pair of model files goes into the model cache, under a file lock, through a temporary
@@ -29,7 +29,7 @@ from filelock import FileLock
 from nlp.encoder import Encoder
 from nlp.sentiment_model import SentimentPredictor, TransformerSentiment
 
-_EXPORT_VERSION = 2
+_EXPORT_VERSION = 3
 MODEL_FILE = "model.onnx"
 _MARKER = "cxm-export.json"
 MAX_BATCH_TOKENS = 1024
@@ -175,6 +175,9 @@ class OnnxSentiment(SentimentPredictor):
         self.encoder = sentiment.encoder
         self.temperature = sentiment.temperature
         self.labels = sentiment.labels
+        self.reason_ids = sentiment.reason_ids
+        self.reason_threshold = sentiment.reason_threshold
+        self.churn_threshold = sentiment.churn_threshold
 
     @classmethod
     def from_torch(cls, sentiment: TransformerSentiment, cache_dir: str | Path, *,
@@ -193,7 +196,7 @@ class OnnxSentiment(SentimentPredictor):
         return cls(session, sentiment, path)
 
     def _forward(self, texts: Sequence[str], with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        logits = np.zeros((len(texts), self.n_outputs), dtype=np.float32)
         embeddings = np.zeros((len(texts), self.encoder.dim), dtype=np.float32) if with_embeddings else None
         outputs = ["logits", "embeddings"] if with_embeddings else ["logits"]
         for idx, batch in self.encoder.batches(texts):

@@ -242,3 +242,37 @@ class FewShotReasonHead(BaseEstimator):
             raise ValueError(f"{directory}: weights do not match the {len(head.classes_)} reasons in {HEAD_CONFIG}")
         head.metadata_ = config.get("metadata", {})
         return head
+
+
+class HeadReasonTagger:
+    """The text model's trained reason head for the taxonomy ids it knows; zero-shot for the others.
+
+    A user's taxonomy keeps every id it likes: ids the shipped head was trained on are scored by
+    the head (threshold chosen on validation), ids it never saw by ``zero_shot`` over the whole
+    taxonomy (its own threshold); ids the taxonomy dropped are not reported.
+    """
+
+    reads_text_model = True
+    """The analyzer passes the text model's reason probabilities to :meth:`predict`."""
+
+    def __init__(self, taxonomy_ids: Sequence[str], head_ids: Sequence[str], head_threshold: float,
+                 zero_shot: ZeroShotReasonTagger | None = None):
+        self.ids = list(taxonomy_ids)
+        self.head_ids = list(head_ids)
+        self.head_threshold = head_threshold
+        self.unknown = [i for i in self.ids if i not in self.head_ids]
+        if self.unknown and zero_shot is None:
+            raise ValueError(f"reasons {self.unknown} are not in the text model's head: they need a zero-shot tagger")
+        self.zero_shot = zero_shot if self.unknown else None
+
+    def predict(self, embeddings: np.ndarray, head_probabilities: np.ndarray) -> list[list[ReasonScore]]:
+        if head_probabilities.shape[1] != len(self.head_ids):
+            raise ValueError(f"got {head_probabilities.shape[1]} head probabilities for {len(self.head_ids)} head ids")
+        known = [(i, self.head_ids.index(i)) for i in self.ids if i in self.head_ids]
+        out = [[ReasonScore(i, round(float(row[j]), 4)) for i, j in known if row[j] >= self.head_threshold]
+               for row in head_probabilities]
+        if self.zero_shot is not None:
+            columns = [(i, self.zero_shot.ids.index(i)) for i in self.unknown]
+            for tags, row in zip(out, self.zero_shot.predict_proba(embeddings)):
+                tags += [ReasonScore(i, round(float(row[j]), 4)) for i, j in columns if row[j] >= self.zero_shot.threshold]
+        return [sorted(tags, key=lambda r: -r.score) for tags in out]

@@ -44,7 +44,8 @@ class Signals:
     effort: float
     urgency: float
     churn_intent_score: float = 0.0
-    """In [0, 1]; the phrase rules alone give 1.0 or 0.0 (a learned score is work in progress)."""
+    """In [0, 1]: the text model's churn probability with the phrase rules, 0.5 at the validation
+    threshold (``churn_intent`` is ``score >= 0.5``); the rules alone give 1.0 or 0.0."""
 
 
 @dataclass

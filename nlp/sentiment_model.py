@@ -1,7 +1,9 @@
-"""Document sentiment from multilingual-e5-small with LoRA-adapted top layers and a linear head.
+"""The CX text model: multilingual-e5-small with fine-tuned top layers and three heads.
 
-The embeddings and bottom layers are the encoder's own modules (shared, not copied); only the
-top layers are copied, with the shipped adapters merged in, so the artefact stays a few MB.
+One pass gives document sentiment (negative/neutral/positive), multi-label NPS+ reason
+probabilities over the default taxonomy's ids and a churn-intent probability. The embeddings and
+bottom layers are the encoder's own modules (shared, not copied); only the fine-tuned top layers
+and the heads ship (fp16 safetensors, ~11 MB).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import copy
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +21,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nlp.encoder import Encoder, mean_pool, quantize_int8
-from nlp.lora import merge_lora_state
 from nlp.results import SENTIMENT_LABELS, Sentiment
 
-FORMAT = "cxm-sentiment-lora/1"
+FORMAT = "cxm-text-model/2"
 BUILTIN_SENTIMENT_DIR = Path(__file__).parent / "resources" / "sentiment"
 CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "adapter.safetensors"
+WEIGHTS_FILE = "model.safetensors"
 
 
 class SentimentModelError(ValueError):
-    """A sentiment artefact that is missing, malformed or made for another encoder."""
+    """A text-model artefact that is missing, malformed or made for another encoder."""
 
 
 def _read_artefact(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -41,14 +43,15 @@ def _read_artefact(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SentimentModelError(f"{config_file} is not valid JSON: {exc}") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise SentimentModelError(f"{path} is not a {FORMAT} sentiment model")
-    required = {"num_layers": int, "hidden_size": int, "split_layer": int, "lora_rank": int,
-                "lora_alpha": (int, float), "temperature": (int, float), "labels": list}
+        raise SentimentModelError(f"{path} is not a {FORMAT} text model")
+    required = {"num_layers": int, "hidden_size": int, "split_layer": int, "temperature": (int, float),
+                "labels": list, "reason_ids": list, "reason_threshold": (int, float),
+                "churn_threshold": (int, float)}
     for key, kind in required.items():
         if not isinstance(config.get(key), kind):
             raise SentimentModelError(f"{config_file}: {key!r} is missing or has the wrong type")
-    if not 0 <= config["split_layer"] < config["num_layers"] or config["lora_rank"] < 1:
-        raise SentimentModelError(f"{config_file}: split_layer or lora_rank out of range")
+    if not 0 <= config["split_layer"] < config["num_layers"]:
+        raise SentimentModelError(f"{config_file}: split_layer out of range")
     try:
         state = load_file(str(weights_file))
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
@@ -75,21 +78,34 @@ def run_layers(layers: Sequence[nn.Module], hidden: torch.Tensor, mask: torch.Te
     return hidden
 
 
-class SentimentHead(nn.Module):
-    """Adapted top layers, mean pooling and a linear layer: hidden states in, logits out."""
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
 
-    def __init__(self, top_layers: nn.ModuleList, hidden_size: int, n_labels: int = 3):
+
+class SentimentHead(nn.Module):
+    """Fine-tuned top layers, mean pooling and three linear heads: hidden states in, logits out.
+
+    The output concatenates ``[3 sentiment | n_reasons reason | 1 churn]`` logits, so every
+    backend (torch, the ONNX graph) carries one tensor.
+    """
+
+    def __init__(self, top_layers: nn.ModuleList, hidden_size: int, n_reasons: int, n_labels: int = 3,
+                 dropout: float = 0.1):
         super().__init__()
         self.top = top_layers
+        self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, n_labels)
+        self.reasons = nn.Linear(hidden_size, n_reasons)
+        self.churn = nn.Linear(hidden_size, 1)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = run_layers(self.top, hidden, additive_mask(attention_mask, hidden.dtype))
-        return self.classifier(mean_pool(hidden, attention_mask))
+        pooled = self.dropout(mean_pool(hidden, attention_mask))
+        return torch.cat([self.classifier(pooled), self.reasons(pooled), self.churn(pooled)], dim=-1)
 
 
 class SharedPass(nn.Module):
-    """Token ids and mask in; sentiment logits and the encoder's own sentence embeddings out.
+    """Token ids and mask in; the heads' logits and the encoder's own sentence embeddings out.
 
     The bottom layers run once for both. This is the graph both backends run: torch directly,
     ONNX Runtime after export (``nlp.onnx_sentiment``), which starts at :meth:`from_word_vectors`
@@ -114,51 +130,66 @@ class SharedPass(nn.Module):
         return logits, torch.nn.functional.normalize(mean_pool(top, attention_mask), dim=-1)
 
 
+@dataclass(frozen=True)
+class TextScores:
+    """Everything the text model says about a batch, row-aligned with the input texts."""
+
+    sentiment: np.ndarray
+    """``(n, 3)`` calibrated probabilities (negative, neutral, positive)."""
+    reasons: np.ndarray
+    """``(n, len(reason_ids))`` independent reason probabilities."""
+    churn: np.ndarray
+    """``(n,)`` churn-intent probability."""
+    embeddings: np.ndarray | None = None
+    """``(n, dim)`` the encoder's own sentence embeddings, when asked for."""
+
+
 class SentimentPredictor(ABC):
     """Calibrated predictions on top of a backend's ``_forward``."""
 
     encoder: Encoder
     temperature: float
     labels: tuple[str, ...]
+    reason_ids: tuple[str, ...]
+    reason_threshold: float
+    churn_threshold: float
 
     @abstractmethod
     def _forward(self, texts: Sequence[str], with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(n, 3)`` logits and, when asked, the ``(n, dim)`` sentence embeddings, in input order."""
+        """``(n, 3 + n_reasons + 1)`` logits and, when asked, the ``(n, dim)`` embeddings, in input order."""
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        return self._forward(texts, with_embeddings=False)[0]
+    @property
+    def n_outputs(self) -> int:
+        return len(self.labels) + len(self.reason_ids) + 1
 
-    def _calibrated(self, logits: np.ndarray) -> np.ndarray:
-        return torch.softmax(torch.from_numpy(logits) / self.temperature, dim=-1).numpy()
+    def scores(self, texts: Sequence[str], with_embeddings: bool = False) -> TextScores:
+        """Sentiment, reason and churn-intent probabilities (and embeddings) from one shared pass."""
+        texts = list(texts)
+        if not texts:
+            dim = self.encoder.dim if with_embeddings else 0
+            return TextScores(np.zeros((0, len(self.labels)), np.float32),
+                              np.zeros((0, len(self.reason_ids)), np.float32), np.zeros(0, np.float32),
+                              np.zeros((0, dim), np.float32) if with_embeddings else None)
+        logits, embeddings = self._forward(texts, with_embeddings)
+        k = len(self.labels)
+        sentiment = torch.softmax(torch.from_numpy(logits[:, :k]) / self.temperature, dim=-1).numpy()
+        return TextScores(sentiment, sigmoid(logits[:, k:-1]), sigmoid(logits[:, -1]), embeddings)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated ``(n, 3)`` probabilities in label order (negative, neutral, positive)."""
-        if not texts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self._calibrated(self.logits(texts))
+        return self.scores(texts).sentiment
 
     def predict(self, texts: Sequence[str]) -> list[Sentiment]:
         return [to_sentiment(p, self.labels) for p in self.predict_proba(list(texts))]
 
     def predict_with_embeddings(self, texts: Sequence[str]) -> tuple[list[Sentiment], np.ndarray]:
-        """Sentiment plus what ``encoder.encode(texts)`` returns, sharing the bottom layers' pass.
-
-        The reason and topic heads read those embeddings, so a text costs one bottom pass, not two.
-        """
-        probabilities, embeddings = self.proba_with_embeddings(texts)
-        return [to_sentiment(p, self.labels) for p in probabilities], embeddings
-
-    def proba_with_embeddings(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`predict_proba` and the sentence embeddings, from one shared pass."""
-        texts = list(texts)
-        if not texts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32), np.zeros((0, self.encoder.dim), dtype=np.float32)
-        logits, embeddings = self._forward(texts, with_embeddings=True)
-        return self._calibrated(logits), embeddings
+        """Sentiment plus what ``encoder.encode(texts)`` returns, sharing the bottom layers' pass."""
+        scores = self.scores(texts, with_embeddings=True)
+        return [to_sentiment(p, self.labels) for p in scores.sentiment], scores.embeddings
 
 
 class TransformerSentiment(SentimentPredictor):
-    """``predict(texts) -> list[Sentiment]`` with temperature-calibrated probabilities, in torch."""
+    """The text model in torch: ``scores(texts)`` and ``predict(texts) -> list[Sentiment]``."""
 
     def __init__(
         self,
@@ -167,18 +198,26 @@ class TransformerSentiment(SentimentPredictor):
         *,
         temperature: float = 1.0,
         labels: Sequence[str] = SENTIMENT_LABELS,
+        reason_ids: Sequence[str] = (),
+        reason_threshold: float = 0.5,
+        churn_threshold: float = 0.5,
         source: Path | None = None,
     ):
         if tuple(labels) != SENTIMENT_LABELS:
             raise ValueError(f"labels must be {SENTIMENT_LABELS}, got {tuple(labels)}")
         if temperature <= 0:
             raise ValueError("temperature must be positive")
+        if head.reasons.out_features != len(reason_ids):
+            raise ValueError(f"the head has {head.reasons.out_features} reason outputs for {len(reason_ids)} ids")
         self.source = source
         """The artefact directory it was loaded from (None: built in memory)."""
         self.encoder = encoder
         self.head = head.eval()
         self.temperature = temperature
         self.labels = tuple(labels)
+        self.reason_ids = tuple(reason_ids)
+        self.reason_threshold = reason_threshold
+        self.churn_threshold = churn_threshold
 
     @property
     def split_layer(self) -> int:
@@ -190,7 +229,7 @@ class TransformerSentiment(SentimentPredictor):
 
     @classmethod
     def load(cls, path: str | Path, encoder: Encoder) -> TransformerSentiment:
-        """Rebuild from ``config.json`` + ``adapter.safetensors`` on top of ``encoder``'s model."""
+        """Rebuild from ``config.json`` + ``model.safetensors`` on top of ``encoder``'s model."""
         path = Path(path)
         config, state = _read_artefact(path)
         layers = encoder.model.encoder.layer
@@ -199,27 +238,38 @@ class TransformerSentiment(SentimentPredictor):
                 f"{path} was trained on a {config['num_layers']}-layer, {config['hidden_size']}-d "
                 f"encoder; this one has {len(layers)} layers, {encoder.dim} dims"
             )
-        top = copy.deepcopy(layers[config["split_layer"] :])
-        head = SentimentHead(top, encoder.dim, len(config["labels"]))
+        head = SentimentHead(copy.deepcopy(layers[config["split_layer"] :]), encoder.dim,
+                             len(config["reason_ids"]), len(config["labels"]))
+        dtype = next(head.top.parameters()).dtype
         try:
-            merge_lora_state(
-                top,
-                {k[len("top.") :]: v for k, v in state.items() if k.startswith("top.")},
-                config["lora_alpha"] / config["lora_rank"],
-            )
-            head.classifier.load_state_dict(
-                {k[len("classifier.") :]: v.float() for k, v in state.items() if k.startswith("classifier.")}
-            )
-        except (KeyError, ValueError, RuntimeError, AttributeError) as exc:
+            head.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True)
+        except (KeyError, ValueError, RuntimeError) as exc:
             raise SentimentModelError(f"{path / WEIGHTS_FILE} does not fit its config or this encoder: {exc}") from exc
         for p in head.parameters():
             p.requires_grad_(False)
-        return cls(encoder, head, temperature=config["temperature"], labels=config["labels"], source=path)
+        return cls(encoder, head, temperature=config["temperature"], labels=config["labels"],
+                   reason_ids=config["reason_ids"], reason_threshold=config["reason_threshold"],
+                   churn_threshold=config["churn_threshold"], source=path)
+
+    def save(self, path: str | Path, config: dict | None = None) -> None:
+        """Write the top layers and heads (fp16 safetensors) plus the JSON config."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().half().contiguous() for k, v in self.head.state_dict().items()}
+        save_file(tensors, str(path / WEIGHTS_FILE))
+        config = {
+            **(config or {}), "format": FORMAT, "base_model": "multilingual-e5-small",
+            "num_layers": len(self.encoder.model.encoder.layer), "hidden_size": self.encoder.dim,
+            "split_layer": self.split_layer, "labels": list(self.labels), "temperature": self.temperature,
+            "reason_ids": list(self.reason_ids), "reason_threshold": self.reason_threshold,
+            "churn_threshold": self.churn_threshold,
+        }
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
     @torch.inference_mode()
     def _forward(self, texts: Sequence[str], with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and, optionally, the encoder's own sentence embeddings from one shared bottom pass."""
-        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        logits = np.zeros((len(texts), self.n_outputs), dtype=np.float32)
         embeddings = np.zeros((len(texts), self.encoder.dim), dtype=np.float32) if with_embeddings else None
         joint = self.shared_pass()
         for idx, batch in self.encoder.batches(texts):
@@ -232,7 +282,7 @@ class TransformerSentiment(SentimentPredictor):
         return logits, embeddings
 
     def quantize_int8(self) -> None:
-        """Dynamic int8 linear layers in the shared encoder and the adapted head, in place."""
+        """Dynamic int8 linear layers in the shared encoder and the fine-tuned head, in place."""
         quantize_int8(self.encoder.model)
         quantize_int8(self.head)
 
@@ -244,15 +294,3 @@ def to_sentiment(probabilities: np.ndarray, labels: Sequence[str] = SENTIMENT_LA
         score=round(float(probabilities[labels.index("positive")] - probabilities[labels.index("negative")]), 4),
         probabilities=probs,
     )
-
-
-def save_sentiment(
-    path: str | Path, head: SentimentHead, lora_state: dict[str, torch.Tensor], config: dict
-) -> None:
-    """Write the adapters and classifier (fp16 safetensors) plus the JSON config."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tensors = {f"top.{k}": v.half().contiguous() for k, v in lora_state.items()}
-    tensors |= {f"classifier.{k}": v.detach().float().contiguous() for k, v in head.classifier.state_dict().items()}
-    save_file(tensors, str(path / WEIGHTS_FILE))
-    (path / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, **config}, indent=2) + "\n", encoding="utf-8")

@@ -139,6 +139,8 @@ URGENCY_CUES = _cues([
     (r"\bbez\s+(?:internetu|usługi|prądu|zasięgu|telefonu|pieniędzy)\b", 0.35),
     (r"\b(?:reklamacj\w*|rzecznik\w*|uokik|skarg\w*)\b", 0.3),
 ])
+RULE_FLOOR = 0.75
+NEGATED_CAP = 0.25
 _SHOUTING = re.compile(r"!{2,}")
 _COMPARISON = re.compile(
     r"\b(?:switch\w*|mov(?:e|ing)\s+to|go(?:ing)?\s+(?:over\s+)?to|better|cheaper|than|instead|offer\w*|deal|leav\w*|join\w*)\b",
@@ -159,14 +161,41 @@ def _negated(text: str, match: re.Match) -> bool:
     return bool(_NEGATION.search(window))
 
 
-def churn_intent(text: str) -> bool:
+def churn_phrases(text: str) -> tuple[bool, bool]:
+    """``(stated, negated)``: a churn phrase states intent; one was found only under a negation."""
     if any(c.pattern.search(text) for c in CHURN_NEGATED_CUES):
-        return True
+        return True, False
+    negated = False
     for cue in CHURN_CUES:
         for match in cue.pattern.finditer(text):
             if not (cue.negatable and _negated(text, match)):
-                return True
-    return False
+                return True, False
+            negated = True
+    return False, negated
+
+
+def churn_intent(text: str) -> bool:
+    return churn_phrases(text)[0]
+
+
+def churn_intent_score(probability: float | None, threshold: float, stated: bool, negated: bool) -> float:
+    """The learned churn probability rescaled so its validation threshold sits at 0.5, plus the rules.
+
+    A stated phrase lifts the score to at least :data:`RULE_FLOOR` (the rules are high-precision
+    evidence); a phrase found only under a negation ("I'm not cancelling") caps it at
+    :data:`NEGATED_CAP`. Without a learned probability the rules alone give 1.0 or 0.0.
+    """
+    if probability is None:
+        return 1.0 if stated else 0.0
+    if probability < threshold:
+        score = 0.5 * probability / threshold
+    else:
+        score = 0.5 + 0.5 * (probability - threshold) / max(1.0 - threshold, 1e-9)
+    if stated:
+        score = max(score, RULE_FLOOR)
+    elif negated:
+        score = min(score, NEGATED_CAP)
+    return round(float(score), 4)
 
 
 def _score(text: str, cues: Sequence[Cue]) -> float:
@@ -207,9 +236,13 @@ class RuleSignalDetector:
         ]
         self._nlp = _load_english_ner() if ner else None
 
-    def detect(self, texts: Sequence[str], languages: Sequence[str]) -> list[Signals]:
+    def detect(self, texts: Sequence[str], languages: Sequence[str], *,
+               churn_probability: Sequence[float] | None = None, churn_threshold: float = 0.5) -> list[Signals]:
+        """Signals per text; ``churn_probability`` (the text model's) joins the phrase rules when given."""
         if len(texts) != len(languages):
             raise ValueError(f"got {len(texts)} texts but {len(languages)} languages")
+        if churn_probability is not None and len(churn_probability) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(churn_probability)} churn probabilities")
         named = [self._named(t) for t in texts]
         if self._nlp is not None:
             english = [i for i, lang in enumerate(languages) if lang == "en"]
@@ -217,16 +250,18 @@ class RuleSignalDetector:
                 for ent in doc.ents:
                     if ent.label_ == "ORG" and self._is_competitor(ent):
                         named[i].append(ent.text.strip())
-        stated = [churn_intent(text) for text in texts]
+        probabilities = [None] * len(texts) if churn_probability is None else churn_probability
+        scores = [churn_intent_score(p, churn_threshold, *churn_phrases(text))
+                  for text, p in zip(texts, probabilities)]
         return [
             Signals(
-                churn_intent=intent,
+                churn_intent=score >= 0.5,
                 competitors=list(dict.fromkeys(found)),
                 effort=effort_score(text),
                 urgency=urgency_score(text),
-                churn_intent_score=float(intent),
+                churn_intent_score=score,
             )
-            for text, found, intent in zip(texts, named, stated)
+            for text, found, score in zip(texts, named, scores)
         ]
 
     def _named(self, text: str) -> list[str]:

@@ -39,6 +39,12 @@ def test_onnx_matches_torch_probabilities_and_embeddings(torch_sentiment, onnx_s
     np.testing.assert_allclose(embeddings, expected_embeddings, atol=1e-5)
     assert [s.label for s in sentiments] == [s.label for s in expected_sentiments]
     assert onnx_sentiment.predict_with_embeddings([])[1].shape == (0, torch_sentiment.encoder.dim)
+    got, expected = onnx_sentiment.scores(texts), torch_sentiment.scores(texts)
+    assert got.reasons.shape == (len(texts), len(torch_sentiment.reason_ids)) and got.churn.shape == (len(texts),)
+    np.testing.assert_allclose(got.reasons, expected.reasons, atol=1e-5)
+    np.testing.assert_allclose(got.churn, expected.churn, atol=1e-5)
+    assert (onnx_sentiment.reason_threshold, onnx_sentiment.churn_threshold) == (
+        torch_sentiment.reason_threshold, torch_sentiment.churn_threshold)
 
 
 class RecordingSession:
@@ -56,11 +62,13 @@ def test_long_batches_run_in_token_bounded_pieces_with_the_same_results(torch_se
     texts = TEXTS * 8
     session = RecordingSession(onnx_sentiment.session)
     pieces = OnnxSentiment(session, torch_sentiment, onnx_sentiment.path, max_batch_tokens=64)
-    probabilities, embeddings = pieces.proba_with_embeddings(texts)
+    got = pieces.scores(texts, with_embeddings=True)
+    probabilities, embeddings = got.sentiment, got.embeddings
     assert sum(rows for rows, _ in session.shapes) == len(texts)
     assert all(rows == 1 or rows * tokens <= 64 for rows, tokens in session.shapes)
     assert any(rows > 1 for rows, _ in session.shapes) and any(tokens > 64 for _, tokens in session.shapes)
-    expected, expected_embeddings = torch_sentiment.proba_with_embeddings(texts)
+    wanted = torch_sentiment.scores(texts, with_embeddings=True)
+    expected, expected_embeddings = wanted.sentiment, wanted.embeddings
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     np.testing.assert_allclose(embeddings, expected_embeddings, atol=1e-5)
 
@@ -83,9 +91,10 @@ def test_loaded_models_are_keyed_by_their_files(torch_sentiment, tmp_path):
     same = TransformerSentiment.load(copy, torch_sentiment.encoder)
     assert export_key(same) == key
     config = json.loads((copy / "config.json").read_text())
-    (copy / "config.json").write_text(json.dumps({**config, "split_layer": config["split_layer"] - 1}))
+    (copy / "config.json").write_text(json.dumps({**config, "temperature": config["temperature"] + 0.5}))
     assert export_key(TransformerSentiment.load(copy, torch_sentiment.encoder)) != key
-    in_memory = TransformerSentiment(torch_sentiment.encoder, torch_sentiment.head)
+    in_memory = TransformerSentiment(torch_sentiment.encoder, torch_sentiment.head,
+                                     reason_ids=torch_sentiment.reason_ids)
     assert export_key(in_memory) == weights_fingerprint(in_memory.shared_pass())
 
 

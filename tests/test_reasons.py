@@ -65,6 +65,37 @@ def test_user_taxonomy_with_a_new_reason_works_zero_shot(tmp_path, settings, enc
     assert [r[0].id for r in tagger.predict(encoder.encode(texts))] == ["parking"] * 3
 
 
+def test_text_model_head_scores_known_ids_and_zero_shot_the_users_new_ones(tmp_path, settings, encoder,
+                                                                           language_detector):
+    """A user's taxonomy: a new id is tagged zero-shot, known ids by the head, dropped ids never."""
+    from api.components import build_sentiment
+    from nlp.analyzer import FeedbackAnalyzer
+    from nlp.reason_tagger import HeadReasonTagger
+
+    data = load_taxonomy().to_dict()
+    data["reasons"] = [r for r in data["reasons"] if r["id"] in ("billing", "delivery")]
+    data["reasons"].append({
+        "id": "parking", "label": {"en": "Parking", "sv": "Parkering", "pl": "Parking"},
+        "description": {"en": "no parking spaces at the store, parking fees",
+                        "sv": "inga parkeringsplatser vid butiken, parkeringsavgifter",
+                        "pl": "brak miejsc parkingowych przy sklepie, opłaty za parking"},
+    })
+    path = tmp_path / "taxonomy.yaml"
+    save_taxonomy(parse_taxonomy(json.dumps(data)), path)
+    text_model = build_sentiment(settings, encoder)
+    tagger = build_reason_tagger(settings.model_copy(update={"reason_taxonomy": path}), encoder, text_model)
+    assert isinstance(tagger, HeadReasonTagger) and tagger.unknown == ["parking"]
+    analyzer = FeedbackAnalyzer(encoder, language_detector, sentiment=text_model, reasons=tagger)
+    texts = ["There was nowhere to park my car at your store", "Nie było gdzie zaparkować przy sklepie",
+             "I was charged twice on my last invoice", "Paketet kom aldrig fram"]
+    tagged = [[r.id for r in a.reasons] for a in analyzer.analyze(texts)]
+    assert [t[0] if t else None for t in tagged] == ["parking", "parking", "billing", "delivery"]
+    assert all(set(t) <= {"billing", "delivery", "parking"} for t in tagged)
+
+    default = build_reason_tagger(settings, encoder, text_model)
+    assert isinstance(default, HeadReasonTagger) and default.zero_shot is None  # every default id has a head
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -85,3 +85,17 @@ def test_analyzer_outputs_reasons_and_signals(settings, encoder, language_detect
     assert result.signals.churn_intent and result.signals.competitors == ["Telia"]
     out = result.to_dict()
     assert out["signals"]["churn_intent"] is True and out["reasons"][0]["id"] == "billing"
+
+
+def test_learned_churn_probability_joins_the_rules_at_the_validation_threshold(detector):
+    texts = ["Thanks, all good.", "I am cancelling my contract", "I'm not switching to another provider",
+             "Think I'm off to greener pastures"]
+    signals = detector.detect(texts, ["en"] * 4, churn_probability=[0.1, 0.05, 0.9, 0.3], churn_threshold=0.2)
+    scores = [s.churn_intent_score for s in signals]
+    # The 0.2 threshold maps to 0.5 (0.1 -> 0.25, 0.3 -> 0.5 + 0.5 * 0.1 / 0.8); a stated phrase lifts
+    # a low probability to the rule floor; a phrase found only under a negation caps a high one.
+    assert scores == [0.25, 0.75, 0.25, pytest.approx(0.5625)]
+    assert [s.churn_intent for s in signals] == [False, True, False, True]
+    assert [s.churn_intent_score for s in detector.detect(texts[:2], ["en"] * 2)] == [0.0, 1.0]
+    with pytest.raises(ValueError, match="2 texts but 1 churn probabilities"):
+        detector.detect(texts[:2], ["en"] * 2, churn_probability=[0.5])

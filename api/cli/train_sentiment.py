@@ -1,4 +1,4 @@
-"""``cxm train sentiment``: reproduce the shipped sentiment adapters from the ``.train.csv`` splits."""
+"""``cxm train sentiment``: reproduce the shipped text model (sentiment, reasons, churn intent)."""
 
 from __future__ import annotations
 
@@ -10,34 +10,37 @@ import typer
 from api.cli.app import train_app
 from api.components import build_encoder
 from api.settings import get_settings
-from nlp.sentiment_data import DEFAULT_CAPS, load_training_data
-from nlp.sentiment_training import SentimentAdapterTrainer
+from nlp.reason_taxonomy import load_taxonomy
+from nlp.sentiment_training import TextModelTrainer
+from nlp.text_data import HANDWRITTEN_DIR, describe, load_text_training_data
 
 
 @train_app.command("sentiment")
 def train_sentiment(
-    output: Path = typer.Option(..., "-o", "--output", help="Directory for config.json + adapter.safetensors."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Holds benchmarks/*.train.csv (default: settings.data_dir)."),
-    split_layer: int = typer.Option(10, min=0, help="Layers below this are frozen and shared with the encoder."),
-    epochs: int = typer.Option(1, min=1),
-    max_length: int = typer.Option(96, min=8, max=512, help="Tokens per training text."),
-    cap: float = typer.Option(1.0, min=0.01, help="Scale the per-set row caps (for quick runs)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Directory for config.json + model.safetensors."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Holds benchmarks/*.train.csv and sources/ (default: settings.data_dir)."),
+    cx_dir: Path = typer.Option(HANDWRITTEN_DIR, "--cx-dir", help="Hand-written train_*.csv files."),
+    split_layer: int = typer.Option(9, min=0, help="Layers below this are frozen and shared with the encoder."),
+    epochs: int = typer.Option(3, min=1),
+    max_length: int = typer.Option(128, min=8, max=512, help="Tokens per training text."),
+    handwritten_weight: float = typer.Option(5.0, min=0.0, help="Loss weight of a hand-written row (public rows: 1)."),
+    cap: float = typer.Option(1.0, min=0.01, max=1.0, help="Fraction of each public set to use (for quick runs)."),
     seed: int = typer.Option(0),
     cache_dir: Path | None = typer.Option(None, help="Cache the frozen layers' states here between runs."),
 ) -> None:
-    """Fine-tune LoRA adapters on the top encoder layers plus a linear head; write a few-MB artefact."""
+    """Fine-tune the top encoder layers with sentiment, reason and churn-intent heads; write a ~11 MB artefact."""
     settings = get_settings()
-    data_dir = data_dir or settings.data_dir
-    caps = {name: (None if c is None else max(1, int(c * cap))) for name, c in DEFAULT_CAPS.items()}
     try:
-        frame = load_training_data(data_dir, caps, seed=seed)
+        frame = load_text_training_data(data_dir or settings.data_dir, cx_dir, seed=seed, cap=cap)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"{len(frame)} training texts: {frame['dataset'].value_counts().to_dict()}", err=True)
+    counts = describe(frame)
+    typer.echo(f"{len(frame)} texts: {counts}", err=True)
     start = time.perf_counter()
-    trainer = SentimentAdapterTrainer(
+    trainer = TextModelTrainer(
         build_encoder(settings),
+        load_taxonomy(None).ids,
         split_layer=split_layer,
         epochs=epochs,
         max_length=max_length,
@@ -45,7 +48,11 @@ def train_sentiment(
         seed=seed,
         log=lambda message: typer.echo(message, err=True),
     )
-    trainer.fit(frame["text"].tolist(), frame["label"].tolist(), groups=frame["dataset"].tolist())
-    trainer.save(output, extra={"training_data": {k: int(v) for k, v in frame["dataset"].value_counts().items()},
+    trainer.fit(
+        frame["text"].tolist(), frame["sentiment"].tolist(), frame["reasons"].tolist(), frame["churn"].tolist(),
+        valid=frame["valid"].to_numpy(), groups=frame["source"].tolist(),
+        sample_weight=frame["handwritten"].map({True: handwritten_weight, False: 1.0}).to_numpy(),
+    )
+    trainer.save(output, extra={"training_data": counts, "handwritten_weight": handwritten_weight,
                                 "train_seconds": round(time.perf_counter() - start)})
     typer.echo(f"trained in {time.perf_counter() - start:.0f}s -> {output}", err=True)

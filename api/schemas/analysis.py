@@ -35,6 +35,9 @@ class TopicPublic(BaseModel):
 
 class SignalsPublic(BaseModel):
     churn_intent: bool
+    churn_intent_score: float = Field(0.0, ge=0, le=1, description=(
+        "The text model's churn-intent probability with the phrase rules, 0.5 at the threshold chosen on "
+        "validation; churn_intent is churn_intent_score >= 0.5."))
     competitors: list[str]
     effort: float
     urgency: float
