@@ -76,7 +76,8 @@ class ModelRunPublic(BaseModel):
     path: str | None = Field(description="Where the trained model and its card were saved.")
     metrics: dict[str, Any] | None = Field(description="The new model's validation metrics (roc_auc, pr_auc, brier...).")
     baseline: dict[str, Any] | None = Field(
-        description="The model in service on the same validation cutoffs, or why it could not be compared.")
+        description="The model in service on the same validation cutoffs, or why it could not be compared; "
+        "`drift`: features of today's customers far from its training data (PSI >= 0.25, largest first).")
     activated: bool
     error: str | None = Field(description="Why the run failed, or why its model was not activated.")
 

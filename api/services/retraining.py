@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db import queries
 from api.db.models import Feedback, ModelRun
 from api.runtime import Runtime
-from api.services.risk import churn_tables, model_version
+from api.services.risk import churn_tables, live_drift, model_version, resolve_as_of
 from api.settings import Settings
 from churn.model import ChurnModel
 from churn.persistence import load_model, save_model
@@ -94,6 +94,14 @@ def compare(current: ChurnModel, tables: ChurnTables, card: dict) -> dict:
         return {**baseline, "comparable": False, "reason": f"baseline not comparable: {exc}"}
 
 
+def _drift(current: ChurnModel, tables: ChurnTables, as_of: datetime) -> dict[str, float] | str:
+    """Where today's customers sit far from the training data of the model in service (why to retrain)."""
+    try:
+        return live_drift(current, tables, as_of)
+    except (KeyError, ValueError) as exc:  # a model on other features or reasons
+        return f"not measurable: {exc}"
+
+
 def _save(model: ChurnModel, card: dict, root: Path, run_id: int) -> tuple[ChurnModel, Path]:
     """Save under ``root/<version>`` (staged, then renamed) and load it back as start-up would."""
     staging = root / f".run-{run_id}"
@@ -114,22 +122,27 @@ def train_run(sessions: sessionmaker, run_id: int, settings: Settings, current: 
     The new model is activated when its validation PR-AUC is at most ``retrain_min_pr_auc_gain``
     below ``current``'s on the same cutoffs, when ``current`` cannot be measured there, or when
     ``force``. A data problem (too little history, one class only) records the run as failed with
-    the message; an unexpected error does too, with its type, and is logged.
+    the message; an unexpected error does too, with its type, and is logged. Every run's
+    ``baseline`` names the model in service and the features of today's customers that drifted
+    far from its training data (``drift``), failed runs included: the usual reason to retrain.
     """
+    serving = {"model_version": model_version(current)}
     try:
         reason_ids = list(load_taxonomy(settings.reason_taxonomy).ids)
         with sessions() as session:
             tables, heads = stored_history(session, reason_ids)
+            as_of, _ = resolve_as_of(session, None, _now())
+        serving["drift"] = _drift(current, tables, as_of)
         result = train_churn_model(tables, reason_ids, text_heads=heads,
                                    source=f"cxm database ({len(tables.customers)} customers)")
-        baseline = compare(current, tables, result.card)
+        baseline = {**compare(current, tables, result.card), **serving}
         model, path = _save(result.model, result.card, settings.model_dir / "churn", run_id)
     except ValueError as exc:
-        return RetrainOutcome(_finish(sessions, run_id, status="failed", error=str(exc)), None)
+        return RetrainOutcome(_finish(sessions, run_id, status="failed", error=str(exc), baseline=serving), None)
     except Exception as exc:
         log.exception("retraining run %s failed", run_id)
         error = f"{type(exc).__name__}: {exc}"
-        return RetrainOutcome(_finish(sessions, run_id, status="failed", error=error), None)
+        return RetrainOutcome(_finish(sessions, run_id, status="failed", error=error, baseline=serving), None)
     metrics, note = result.card["metrics"], None
     if baseline["comparable"]:
         gain = round(metrics["pr_auc"] - baseline["metrics"]["pr_auc"], 4)

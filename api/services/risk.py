@@ -25,7 +25,7 @@ from api.db import queries
 from api.db.models import Case, CaseEvent, ChurnOutcome, Customer, Feedback, RiskScore
 from api.errors import ApiError
 from api.schemas.feedback import segment_date
-from churn.schema import CUSTOMER_SEGMENTS, validate_tables
+from churn.schema import CUSTOMER_SEGMENTS, ChurnTables, validate_tables
 from churn.scoring import features_for, reason_ids_of, score_at
 from nlp.signals import churn_intent
 
@@ -43,7 +43,7 @@ def _heads(row: Feedback) -> set[str]:
 
 
 def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason_ids: Sequence[str],
-                 outcomes: Sequence[ChurnOutcome] = ()):
+                 outcomes: Sequence[ChurnOutcome] = ()) -> ChurnTables:
     """The customers' stored history and churn outcomes as validated ``churn.schema`` tables."""
     allowed = set(reason_ids)
     first_seen: dict[str, datetime] = {}
@@ -123,11 +123,16 @@ def score(model, customers: Sequence[Customer], rows: Sequence[Feedback], as_of:
     Customers whose recorded churn lies before ``as_of`` have left: they get no score.
     """
     tables = churn_tables(customers, rows, reason_ids_of(model), outcomes)
-    cutoff = as_of + timedelta(seconds=1)
-    scores = score_at(model, tables, cutoff, threshold=threshold, intent_sentence=churn_intent)
-    features = features_for(model, tables, cutoff)
+    scores = score_at(model, tables, as_of + timedelta(seconds=1), threshold=threshold, intent_sentence=churn_intent)
+    return scores, live_drift(model, tables, as_of)
+
+
+def live_drift(model, tables: ChurnTables, as_of: datetime) -> dict[str, float]:
+    """Features of the customers in ``tables`` at ``as_of`` whose PSI against ``model``'s training
+    data is at least :data:`DRIFT_PSI`, largest first."""
+    features = features_for(model, tables, as_of + timedelta(seconds=1))
     drift = model.drift(features[list(model.feature_names_in_)]) if len(features) else {}
-    return scores, {c: v for c, v in drift.items() if v >= DRIFT_PSI}
+    return {c: v for c, v in drift.items() if v >= DRIFT_PSI}
 
 
 @dataclass

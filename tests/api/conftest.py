@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack, contextmanager
@@ -116,3 +117,14 @@ def limited_api(settings, database_url, models):
                           api_rate_limit_burst=3, api_rate_limit_per_minute=1)
     with TestClient(create_app(tight, models=models)) as client:
         yield Api(client)
+
+
+def finished(api, run_id: int, timeout_s: float = 300.0) -> dict:
+    """The run once it has left ``running`` (polled; training runs in a background thread)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run = api.call("GET", f"/v1/admin/runs/{run_id}", "admin").json()
+        if run["status"] != "running":
+            return run
+        assert time.monotonic() < deadline, run
+        time.sleep(0.2)

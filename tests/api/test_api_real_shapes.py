@@ -14,7 +14,7 @@ from api.runtime import Models
 from churn.persistence import load_model
 from nlp.analyzer import FeedbackAnalyzer
 from nlp.signals import RuleSignalDetector
-from tests.api.conftest import serve
+from tests.api.conftest import finished, serve
 
 ABSENCE = re.compile(r"\b(no|not|never|none|unknown|without)\b", re.I)
 LEAVING = ["I will cancel my contract as soon as I can.", "As soon as my contract is up I will change provider.",
@@ -54,11 +54,14 @@ def flagged(settings, new_database, rules_models):
         assert result.status_code == 200, result.text
         queue = api.call("GET", "/v1/customers/at-risk", "agent", params={"limit": 200}).json()["items"]
         future = api.call("POST", "/v1/admin/flag", "admin", params={"as_of": "2999-01-01T00:00:00Z"})
-        yield cohort, result.json(), {c["customer_id"]: c for c in queue}, future
+        started = api.call("POST", "/v1/admin/retrain", "admin")
+        assert started.status_code == 202, started.text
+        run = finished(api, started.json()["id"])
+        yield cohort, result.json(), {c["customer_id"]: c for c in queue}, future, run
 
 
 def test_old_data_is_scored_as_of_its_own_latest_answer(flagged):
-    cohort, result, queue, future = flagged
+    cohort, result, queue, future, _ = flagged
     assert result["as_of_rule"] == "latest event"
     assert datetime.fromisoformat(result["as_of"]) == max(at for *_, at in cohort)
     assert len(queue) == len(cohort) == result["scored"]
@@ -68,7 +71,7 @@ def test_old_data_is_scored_as_of_its_own_latest_answer(flagged):
 
 
 def test_no_saturated_probability_and_no_absence_as_a_reason(flagged):
-    _, _, queue, _ = flagged
+    _, _, queue, _, _ = flagged
     assert max(c["risk"]["probability"] for c in queue.values()) < 0.99
     for customer in queue.values():
         risk = customer["risk"]
@@ -79,7 +82,7 @@ def test_no_saturated_probability_and_no_absence_as_a_reason(flagged):
 
 
 def test_the_queue_is_sized_to_the_team_and_keeps_promoters_out(flagged):
-    _, result, queue, _ = flagged
+    _, result, queue, _, _ = flagged
     with_case = {c for c, item in queue.items() if item["case"] is not None}
     assert 0 < len(with_case) <= 0.2 * len(queue) and result["cases_opened"] == len(with_case)
     assert len(with_case) <= 25 and set(result["tiers"]) == {"high", "medium", "low"}
@@ -88,7 +91,7 @@ def test_the_queue_is_sized_to_the_team_and_keeps_promoters_out(flagged):
 
 
 def test_customers_who_wrote_they_will_leave_rank_at_the_top(flagged):
-    _, _, queue, _ = flagged
+    _, _, queue, _, _ = flagged
     ranked = sorted(queue, key=lambda c: -queue[c]["risk"]["probability"])
     leavers = [c for c in queue if c.startswith("leaver")]
     assert all(ranked.index(c) < len(leavers) + 5 for c in leavers), [ranked.index(c) for c in leavers]
@@ -108,3 +111,10 @@ def test_capacity_caps_the_cases_opened_in_a_day(settings, new_database, rules_m
     assert first["cases_opened"] == 3 and first["over_capacity"] >= 1
     assert again["cases_opened"] == 0 and again["already_open"] == 3
     assert again["over_capacity"] == first["over_capacity"]
+
+
+def test_a_retraining_run_names_the_drift_even_when_it_cannot_train(flagged):
+    _, result, _, _, run = flagged
+    assert run["status"] == "failed" and run["error"], run  # no churn outcomes recorded yet
+    assert run["baseline"]["model_version"] == result["model_version"]
+    assert run["baseline"]["drift"] == result["drift"]  # the same customers, the same as-of

@@ -7,7 +7,6 @@ Retraining learns from everything in its database, so these tests use databases 
 from __future__ import annotations
 
 import math
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +20,7 @@ from api.services.risk import model_version
 from api.settings import get_settings
 from churn.persistence import default_model_dir, load_model
 from churn.simulate import simulate
-from tests.api.conftest import serve
+from tests.api.conftest import finished, serve
 
 SHIPPED = model_version(load_model())
 N_CUSTOMERS, SEED = 150, 3  # about 600 feedback rows and 350 tickets over two years; ~50 churners
@@ -75,17 +74,6 @@ def post(api, path: str, items: list[dict], role: str = "ingest", batch: int = 5
         assert response.status_code == 200, response.text
         bodies.append(response.json())
     return bodies
-
-
-def finished(api, run_id: int, timeout_s: float = 300.0) -> dict:
-    """The run once it has left ``running`` (polled; training runs in a background thread)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        run = api.call("GET", f"/v1/admin/runs/{run_id}", "admin").json()
-        if run["status"] != "running":
-            return run
-        assert time.monotonic() < deadline, run
-        time.sleep(0.2)
 
 
 def retrain(api, **params) -> dict:
