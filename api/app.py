@@ -57,13 +57,9 @@ async def _retry_loop(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(settings.analysis_retry_interval_s)
 
-        def once():
-            with runtime.sessions() as session:
-                return retry_pending(session, runtime.models.analyzer, runtime.versions,
-                                     settings.analysis_max_attempts)
-
         try:
-            await asyncio.to_thread(once)
+            await asyncio.to_thread(retry_pending, runtime.sessions, runtime.models.analyzer, runtime.versions,
+                                    settings.analysis_max_attempts)
         except Exception:
             log.exception("retrying pending analyses failed; trying again later")
 

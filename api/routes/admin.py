@@ -103,11 +103,8 @@ def get_run(session: SessionDep, _: Admin, run_id: int = Path(ge=1, le=2**31 - 1
 
 @router.post("/retry-analysis", response_model=RetryResult, summary="Analyse pending feedback now")
 async def retry(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Admin, include_failed: bool = False) -> RetryResult:
-    def run():
-        with runtime.sessions() as session:
-            return retry_pending(session, analyzer, runtime.versions, runtime.settings.analysis_max_attempts,
-                                 include_failed=include_failed)
-
-    attempted, outcome = await run_in_threadpool(run)
+    attempted, outcome = await run_in_threadpool(
+        retry_pending, runtime.sessions, analyzer, runtime.versions, runtime.settings.analysis_max_attempts,
+        include_failed=include_failed)
     return RetryResult(attempted=attempted, analysed=outcome.analysed, still_pending=outcome.pending,
                        failed=outcome.failed)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
 
 from api.db import queries
 from api.db.models import Feedback
@@ -42,43 +42,47 @@ class AnalysisOutcome:
     analysed: int = 0
     pending: int = 0
     failed: int = 0
+    statuses: dict[int, str] = field(default_factory=dict)
 
 
-def analyse_rows(
-    session: Session,
+def analyse_stored(
+    sessions: sessionmaker,
     analyzer: Analyzer,
-    rows: Sequence[Feedback],
+    texts: dict[int, str | None],
     versions: dict[str, str],
     max_attempts: int,
 ) -> AnalysisOutcome:
-    """Analyse ``rows`` in one batch and record the result or the error on each row."""
-    outcome = AnalysisOutcome()
-    now = datetime.now(timezone.utc)
-    with_text = [r for r in rows if r.text and r.text.strip()]
-    for row in rows:
-        if row not in with_text:
-            _done(row, None, versions, now)
+    """Analyse stored rows (id -> text) in one batch with no database connection held while the
+    model runs (under ingest load that ran the pool dry), then record each result or error in one
+    short transaction. Rows another worker finished meanwhile keep that worker's result."""
+    with_text = [i for i, t in texts.items() if t and t.strip()]
     try:
-        results = analyzer.analyze([r.text for r in with_text]) if with_text else []
-        errors: list[str | None] = [r.error for r in results]
+        results = analyzer.analyze([texts[i] for i in with_text]) if with_text else []
+        found: dict[int, tuple[Analysis | None, str | None]] = {
+            i: (r, r.error) for i, r in zip(with_text, results, strict=True)}
     except Exception as exc:  # the model failing must not lose the stored rows
-        results = [None] * len(with_text)
-        errors = [f"{type(exc).__name__}: {exc}"] * len(with_text)
-    for row, result, error in zip(with_text, results, errors):
-        if error is None:
-            _done(row, result, versions, now)
-        else:
-            row.attempts += 1
-            row.last_error = error[:2000]
-            row.status = "failed" if row.attempts >= max_attempts else "pending"
-    for row in rows:
-        setattr(outcome, row.status, getattr(outcome, row.status) + 1)
-    queries.mark_customers_for_scoring(session, [r.customer_id for r in rows if r.status == "analysed"])
+        found = {i: (None, f"{type(exc).__name__}: {exc}") for i in with_text}
+    now = datetime.now(timezone.utc)
+    outcome = AnalysisOutcome()
+    with sessions() as session:
+        rows = queries.feedback_by_ids(session, list(texts))
+        for row in rows:
+            if row.status == "pending":
+                _record(row, *found.get(row.id, (None, None)), versions, max_attempts, now)
+            setattr(outcome, row.status, getattr(outcome, row.status) + 1)
+            outcome.statuses[row.id] = row.status
+        queries.mark_customers_for_scoring(session, [r.customer_id for r in rows if r.status == "analysed"])
+        session.commit()
     return outcome
 
 
-def _done(row: Feedback, result: Analysis | None, versions: dict[str, str], now: datetime) -> None:
+def _record(row: Feedback, result: Analysis | None, error: str | None, versions: dict[str, str],
+            max_attempts: int, now: datetime) -> None:
     row.attempts += 1
+    if error is not None:
+        row.last_error = error[:2000]
+        row.status = "failed" if row.attempts >= max_attempts else "pending"
+        return
     row.status = "analysed"
     row.analysis = result.to_dict() if result is not None else None
     row.model_versions = versions
@@ -87,7 +91,7 @@ def _done(row: Feedback, result: Analysis | None, versions: dict[str, str], now:
 
 
 def retry_pending(
-    session: Session,
+    sessions: sessionmaker,
     analyzer: Analyzer,
     versions: dict[str, str],
     max_attempts: int,
@@ -96,9 +100,10 @@ def retry_pending(
     limit: int = 256,
 ) -> tuple[int, AnalysisOutcome]:
     """One pass of the retry worker: analyse up to ``limit`` pending rows, committing the result."""
-    if include_failed:
-        queries.requeue_failed(session)
-    rows = queries.feedback_to_analyse(session, max_attempts, limit)
-    outcome = analyse_rows(session, analyzer, rows, versions, max_attempts) if rows else AnalysisOutcome()
-    session.commit()
-    return len(rows), outcome
+    with sessions() as session:
+        if include_failed:
+            queries.requeue_failed(session)
+        texts = {row.id: row.text for row in queries.feedback_to_analyse(session, max_attempts, limit)}
+        session.commit()
+    outcome = analyse_stored(sessions, analyzer, texts, versions, max_attempts) if texts else AnalysisOutcome()
+    return len(texts), outcome

@@ -17,7 +17,7 @@ from api.db import queries
 from api.db.models import Feedback, Ticket
 from api.pii import PiiRedactor
 from api.schemas.feedback import FeedbackBatchResult, FeedbackItem, ItemResult, TicketFeedback
-from api.services.analysis import Analyzer, analyse_rows
+from api.services.analysis import Analyzer, analyse_stored
 
 _ITEM = TypeAdapter(FeedbackItem)
 
@@ -107,9 +107,10 @@ def _content(row: Feedback, ticket: Ticket | None) -> tuple:
             ticket and tuple(getattr(ticket, name) for name in _TICKET_CONTENT))
 
 
-def _store(session: Session, valid: list[tuple[int, Any]], redactor: PiiRedactor) -> tuple[list[ItemResult], list[int]]:
+def _store(session: Session, valid: list[tuple[int, Any]],
+           redactor: PiiRedactor) -> tuple[list[ItemResult], dict[int, str | None]]:
     existing = queries.feedback_by_external_ids(session, [item.external_id for _, item in valid])
-    results, new_ids = [], []
+    results, new_texts = [], {}
     attributes: dict[str, dict[str, Any]] = {}
     fresh = []
     for index, item in valid:
@@ -127,11 +128,11 @@ def _store(session: Session, valid: list[tuple[int, Any]], redactor: PiiRedactor
     for index, item in fresh:
         row, ticket = _rows(item, redactor)
         queries.add_feedback(session, row, ticket)
-        new_ids.append(row.id)
+        new_texts[row.id] = row.text
         results.append(ItemResult(index=index, external_id=item.external_id, status="stored",
                                   feedback_id=row.id, analysis_status="pending"))
     session.commit()
-    return results, new_ids
+    return results, new_texts
 
 
 def ingest(
@@ -149,23 +150,19 @@ def ingest(
     """
     valid, results = validate_items(items)
     stored: list[ItemResult] = []
-    new_ids: list[int] = []
+    new_texts: dict[int, str | None] = {}
     for attempt in range(2):
         with sessions() as session:
             try:
-                stored, new_ids = _store(session, valid, redactor)
+                stored, new_texts = _store(session, valid, redactor)
                 break
             except IntegrityError:
                 # A concurrent request stored one of these ids first: re-read, report duplicates or conflicts.
                 session.rollback()
                 if attempt == 1:
                     raise
-    if analyzer is not None and new_ids:
-        with sessions() as session:
-            rows = queries.feedback_by_ids(session, new_ids)
-            analyse_rows(session, analyzer, rows, versions or {}, max_attempts)
-            session.commit()
-            status = {r.id: r.status for r in rows}
+    if analyzer is not None and new_texts:
+        status = analyse_stored(sessions, analyzer, new_texts, versions or {}, max_attempts).statuses
         for result in stored:
             if result.status == "stored":
                 result.analysis_status = status[result.feedback_id]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
+from sqlalchemy import event
+
 from api.deps import get_analyzer
 from tests.api.conftest import BrokenAnalyzer
 
@@ -142,3 +144,41 @@ def test_analyze_does_not_store(api):
     results = response.json()["results"]
     assert [r["analysis"]["language"] for r in results] == ["pl", "sv"]
     assert all(r["analysis"]["error"] is None for r in results)
+
+
+class ConnectionWatchingAnalyzer:
+    """The real analyzer, recording how many of the app's pooled connections are out while it runs."""
+
+    def __init__(self, analyzer, engine):
+        self.analyzer, self.engine, self.out, self.seen = analyzer, engine, 0, []
+
+    def checkout(self, *_):
+        self.out += 1
+
+    def checkin(self, *_):
+        self.out -= 1
+
+    def analyze(self, texts):
+        self.seen.append(self.out)
+        return self.analyzer.analyze(texts)
+
+
+def test_no_database_connection_is_held_while_the_model_runs(api):
+    """Inference holding a pooled connection ran the pool dry under ingest load (auth lookups waited)."""
+    runtime = api.app.state.runtime
+    watching = ConnectionWatchingAnalyzer(runtime.models.analyzer, runtime.engine)
+    event.listen(runtime.engine, "checkout", watching.checkout)
+    event.listen(runtime.engine, "checkin", watching.checkin)
+    try:
+        api.app.dependency_overrides[get_analyzer] = BrokenAnalyzer
+        pending = api.call("POST", "/v1/feedback", "ingest", json=survey()).json()
+        api.app.dependency_overrides[get_analyzer] = lambda: watching
+        stored = api.call("POST", "/v1/feedback", "ingest", json=survey()).json()
+        retried = api.call("POST", "/v1/admin/retry-analysis", "admin").json()
+    finally:
+        api.app.dependency_overrides.clear()
+        event.remove(runtime.engine, "checkout", watching.checkout)
+        event.remove(runtime.engine, "checkin", watching.checkin)
+    assert pending["items"][0]["analysis_status"] == "pending"
+    assert stored["items"][0]["analysis_status"] == "analysed" and retried["analysed"] >= 1
+    assert watching.seen == [0, 0]
