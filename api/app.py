@@ -111,13 +111,16 @@ def _instrument(app: FastAPI) -> None:
     @app.middleware("http")
     async def measure(request, call_next):
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        method = request.method if request.method in HTTP_METHODS else "other"
-        latency.labels(method, path).observe(time.perf_counter() - started)
-        requests.labels(method, path, str(response.status_code)).inc()
-        return response
+        status = "500"  # an unhandled error passes through here before the outermost handler answers 500
+        try:
+            response = await call_next(request)
+            status = str(response.status_code)
+            return response
+        finally:
+            path = getattr(request.scope.get("route"), "path", "unmatched")
+            method = request.method if request.method in HTTP_METHODS else "other"
+            latency.labels(method, path).observe(time.perf_counter() - started)
+            requests.labels(method, path, status).inc()
 
 
 def _openapi(app: FastAPI):
@@ -142,7 +145,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings)
         await asyncio.to_thread(migrate, engine)
         sessions = make_sessionmaker(engine)
         churn_dir = await asyncio.to_thread(_churn_dir_at_start, settings, sessions)
@@ -178,7 +181,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         lifespan=lifespan,
         dependencies=[Depends(no_nul_in_url)],
     )
-    install_error_handlers(app)
+    install_error_handlers(app, settings.database_retry_after_s)
     _instrument(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     for module in (health, feedback, outcomes, customers, cases, metrics, admin):

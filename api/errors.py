@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("cxm.api")
@@ -65,7 +66,23 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal server error")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+"""Lost or refused connections, timeouts, an exhausted pool: the client should retry, not report a bug."""
+
+
+def _database_unavailable(retry_after_s: int):
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        cause = getattr(exc, "orig", None) or exc  # the driver's error: no SQL, no bound parameters
+        log.warning("database unavailable: %s: %s", type(cause).__name__, str(cause).strip().split("\n")[0][:300])
+        return error_response(503, "database_unavailable", "the database is unavailable; retry later",
+                              headers={"Retry-After": str(retry_after_s)})
+
+    return handle
+
+
+def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for error in DATABASE_DOWN:
+        app.add_exception_handler(error, _database_unavailable(retry_after_s))
     app.add_exception_handler(Exception, _unexpected)

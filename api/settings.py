@@ -84,6 +84,20 @@ class Settings(BaseSettings):
         Path("../shared/data"), description="Labelled training/benchmark data (optional)."
     )
 
+    # Database: an outage answers 503 + Retry-After within these bounds instead of hanging
+    database_connect_timeout_s: int = Field(
+        5, ge=2, le=300, description="PostgreSQL connection attempts give up after this (libpq counts whole seconds, at least 2).")
+    database_pool_timeout_s: float = Field(
+        5.0, gt=0, le=300, description="Waiting for a free pooled PostgreSQL connection gives up after this.")
+    database_statement_timeout_s: float = Field(
+        30.0, ge=0, le=86_400, description="PostgreSQL cancels a statement running longer (0: no limit; "
+        "migrations run without one).")
+    database_lock_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="Waiting for a lock gives up after this: PostgreSQL's lock_timeout, "
+        "SQLite's busy timeout (one writer at a time).")
+    database_retry_after_s: int = Field(
+        5, ge=1, le=3600, description="Retry-After of a 503 database_unavailable answer.")
+
     # Service (API, database, triage queue)
     api_max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
     api_max_batch: int = Field(500, ge=1, le=10_000, description="Most feedback items in one POST.")

@@ -78,7 +78,7 @@ class DatabaseSink:
     def from_settings(cls, settings: Settings, analyzer, text_column: str) -> DatabaseSink:
         from api.db.engine import make_engine, make_sessionmaker, migrate
 
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings)
         migrate(engine)
         return cls(make_sessionmaker(engine), PiiRedactor(settings.pii_redact), analyzer,
                    model_versions(settings, analyzer), settings.analysis_max_attempts, text_column)

@@ -22,7 +22,7 @@ def _sessions():
         from pathlib import Path
 
         Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings)
     migrate(engine)
     return make_sessionmaker(engine)
 

@@ -9,21 +9,34 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import sessionmaker
 
+from api.settings import Settings
 
-def make_engine(url: str) -> Engine:
+
+def make_engine(url: str, settings: Settings | None = None) -> Engine:
+    """An engine whose waits are bounded by ``settings``' database timeouts (default: their defaults).
+
+    A PostgreSQL outage then fails a request within the connect or pool timeout (a 503 for the
+    client), and a stale pooled connection is replaced on checkout once the server is back.
+    """
+    limits = settings or Settings.model_construct()
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        busy_ms = int(limits.database_lock_timeout_s * 1000)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": limits.database_lock_timeout_s})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    options = (f"-c statement_timeout={int(limits.database_statement_timeout_s * 1000)} "
+               f"-c lock_timeout={int(limits.database_lock_timeout_s * 1000)}")
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         pool_timeout=limits.database_pool_timeout_s,
+                         connect_args={"connect_timeout": limits.database_connect_timeout_s, "options": options})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

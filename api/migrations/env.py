@@ -13,6 +13,8 @@ config = context.config
 def run_migrations() -> None:
     engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # an index on a large table may take longer than a request
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
