@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 PII_KINDS = ("email", "card", "personnummer", "pesel", "phone")
 
@@ -96,6 +97,14 @@ class PiiRedactor:
 
     def redact(self, texts: Sequence[str | None]) -> list[Redaction]:
         return [self._one(t) for t in texts]
+
+    def redact_value(self, value: Any, counts: Counter[str]) -> Any:
+        """A free-text field (segment value, stage, note) redacted, adding to ``counts``; non-strings pass."""
+        if not isinstance(value, str):
+            return value
+        redaction = self._one(value)
+        counts.update(redaction.counts)
+        return redaction.text
 
     def _one(self, text: str | None) -> Redaction:
         if not text:

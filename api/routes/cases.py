@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Path
 
 from api.db.models import Case
-from api.deps import Agent, SessionDep
+from api.deps import Agent, RuntimeDep, SessionDep
 from api.schemas.cases import CaseEventPublic, CasePublic, CaseUpdate
 from api.schemas.common import ERROR_RESPONSES
 from api.services import cases
@@ -33,5 +33,6 @@ def get_case(session: SessionDep, _: Agent, case_id: int = CaseId) -> CasePublic
 
 @router.patch("/{case_id}", response_model=CasePublic,
               summary="Move a case along open → acknowledged → contacted → resolved/dismissed, assign, note")
-def update_case(change: CaseUpdate, session: SessionDep, principal: Agent, case_id: int = CaseId) -> CasePublic:
-    return _public(cases.update_case(session, case_id, change, principal.name))
+def update_case(change: CaseUpdate, session: SessionDep, runtime: RuntimeDep, principal: Agent,
+                case_id: int = CaseId) -> CasePublic:
+    return _public(cases.update_case(session, case_id, change, principal.name, runtime.redactor))

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from api.db import queries
 from api.db.models import Case, CaseEvent
 from api.errors import ApiError
+from api.pii import PiiRedactor
 from api.schemas.cases import CaseUpdate
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -27,8 +28,9 @@ def get_case(session: Session, case_id: int) -> Case:
     return case
 
 
-def update_case(session: Session, case_id: int, change: CaseUpdate, actor: str) -> Case:
-    """Apply one change; each part (status, assignee, note) leaves its own audit event."""
+def update_case(session: Session, case_id: int, change: CaseUpdate, actor: str, redactor: PiiRedactor) -> Case:
+    """Apply one change; each part (status, assignee, note) leaves its own audit event. Notes are
+    free text about a customer: personal data is redacted before they are stored."""
     case = queries.get_case(session, case_id, lock=True)
     if case is None:
         raise ApiError(404, "not_found", f"no case {case_id}")
@@ -51,7 +53,8 @@ def update_case(session: Session, case_id: int, change: CaseUpdate, actor: str) 
             actor=actor, action="assigned" if change.assignee else "unassigned", assignee=change.assignee, at=now))
         case.assignee = change.assignee
     if change.note:
-        queries.add_case_event(session, case, CaseEvent(actor=actor, action="note", note=change.note, at=now))
+        note = redactor.redact([change.note])[0].text
+        queries.add_case_event(session, case, CaseEvent(actor=actor, action="note", note=note, at=now))
     case.updated_at = now
     session.commit()
     return queries.get_case(session, case_id)

@@ -6,6 +6,7 @@ under a taken ``external_id`` is a ``conflict``, reported rather than silently d
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timezone
 from typing import Any
 
@@ -57,30 +58,36 @@ def validate_items(raw: list[Any]) -> tuple[list[tuple[int, Any]], list[ItemResu
 
 
 def _rows(item, redactor: PiiRedactor) -> tuple[Feedback, Ticket | None]:
-    redaction = redactor.redact([item.text])[0]
+    """The rows to store, with personal data redacted from every free-text field, not only ``text``."""
+    counts: Counter[str] = Counter()
+
+    def clean(value):
+        return redactor.redact_value(value, counts)
+
+    text = clean(item.text)
     survey = None
     if item.kind == "survey":
         survey = {
             "survey_type": item.survey_type,
-            "reasons": item.reasons,
-            "journey_stage": item.journey_stage,
-            "touchpoint": item.touchpoint,
+            "reasons": [clean(r) for r in item.reasons],
+            "journey_stage": clean(item.journey_stage),
+            "touchpoint": clean(item.touchpoint),
         }
     elif item.kind == "social":
-        survey = {"platform": item.platform} if item.platform else None
+        survey = {"platform": clean(item.platform)} if item.platform else None
     row = Feedback(
         external_id=item.external_id,
         customer_id=item.customer_id,
         kind=item.kind,
         channel=item.channel,
         created_at=_utc(item.timestamp),
-        text=redaction.text or None,
-        segments=dict(item.segments),
+        text=text or None,
+        segments={key: clean(value) for key, value in item.segments.items()},
         survey=survey,
         nps=getattr(item, "nps", None),
         csat=getattr(item, "csat", None),
         ces=getattr(item, "ces", None),
-        redactions=redaction.counts,
+        redactions=dict(counts),
         status="pending",
         attempts=0,
     )
@@ -114,19 +121,19 @@ def _store(session: Session, valid: list[tuple[int, Any]],
     attributes: dict[str, dict[str, Any]] = {}
     fresh = []
     for index, item in valid:
+        row, ticket = _rows(item, redactor)
         stored = existing.get(item.external_id)
         if stored is not None:
-            same = _content(*_rows(item, redactor)) == _content(stored, stored.ticket)
+            same = _content(row, ticket) == _content(stored, stored.ticket)
             results.append(ItemResult(
                 index=index, external_id=item.external_id, status="duplicate" if same else "conflict",
                 feedback_id=stored.id,
                 reason="external_id already stored" if same else "external_id already stored with other content"))
             continue
-        attributes.setdefault(item.customer_id, {}).update(item.segments)
-        fresh.append((index, item))
+        attributes.setdefault(item.customer_id, {}).update(row.segments)
+        fresh.append((index, item, row, ticket))
     queries.upsert_customers(session, attributes)
-    for index, item in fresh:
-        row, ticket = _rows(item, redactor)
+    for index, item, row, ticket in fresh:
         queries.add_feedback(session, row, ticket)
         new_texts[row.id] = row.text
         results.append(ItemResult(index=index, external_id=item.external_id, status="stored",

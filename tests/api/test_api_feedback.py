@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy import event
 
+from api.db import queries
 from api.deps import get_analyzer
 from tests.api.conftest import BrokenAnalyzer
 
@@ -118,6 +119,31 @@ def test_personal_data_is_redacted_before_storage(api):
     text = api.call("GET", f"/v1/customers/{item['customer_id']}", "agent").json()["timeline"][0]["text"]
     assert "example.se" not in text and "123 45 67" not in text and "44051401359" not in text
     assert "[EMAIL]" in text and "[PHONE]" in text and "[PESEL]" in text
+
+
+def test_personal_data_is_redacted_from_every_free_text_field(api):
+    """Segments, picked reasons, stage, touchpoint and platform are free text too, stored and shown."""
+    mail, phone = "anna.svensson@example.se", "+46 70 123 45 67"
+    answer = survey(reasons=["price", f"call me on {phone}"], journey_stage=f"renewal {mail}",
+                    touchpoint=f"agent {phone}", segments={"contact": mail, "seats": 3})
+    post = {"kind": "social", "external_id": _id(), "customer_id": answer["customer_id"], "channel": "social",
+            "timestamp": "2026-03-03T08:00:00Z", "text": "Slow app.", "platform": f"dm from {mail}"}
+    body = api.call("POST", "/v1/feedback", "ingest", json={"items": [answer, post]}).json()
+    assert body["stored"] == 2, body
+    profile = api.call("GET", f"/v1/customers/{answer['customer_id']}", "agent").json()
+    assert profile["segments"] == {"contact": "[EMAIL]", "seats": 3}
+    (picked,) = [e["picked_reasons"] for e in profile["timeline"] if e["kind"] == "survey"]
+    assert picked == ["price", "call me on [PHONE]"]
+    with api.app.state.runtime.sessions() as session:
+        rows = queries.feedback_by_external_ids(session, [answer["external_id"], post["external_id"]])
+        stored_answer, stored_post = rows[answer["external_id"]], rows[post["external_id"]]
+    assert stored_answer.segments == {"contact": "[EMAIL]", "seats": 3}
+    assert (stored_answer.survey["journey_stage"], stored_answer.survey["touchpoint"]) == ("renewal [EMAIL]",
+                                                                                           "agent [PHONE]")
+    assert stored_answer.redactions == {"email": 2, "phone": 2}
+    assert stored_post.survey == {"platform": "dm from [EMAIL]"}
+    again = api.call("POST", "/v1/feedback", "ingest", json={"items": [answer, post]}).json()
+    assert again["duplicates"] == 2, again
 
 
 def test_failed_analysis_stays_pending_and_is_retried(api):

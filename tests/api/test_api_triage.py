@@ -117,7 +117,8 @@ def test_case_lifecycle_with_audit_trail(api, cohort):
     assert patch(status="acknowledged", assignee="maja").status_code == 200
     assert [c["customer_id"] for c in queue(api, assignee="maja", segment=f"cohort:{tag}")["items"]] == [
         queue(api, segment=f"cohort:{tag}", tier="high")["items"][0]["customer_id"]]
-    assert patch(note="Called, left a voicemail.").status_code == 200
+    noted = patch(note="Called her mobile 070-123 45 67, left a voicemail.")  # notes are redacted like feedback
+    assert noted.status_code == 200 and noted.json()["events"][-1]["note"] == "Called her mobile [PHONE], left a voicemail."
     assert patch(status="contacted").status_code == 200
     done = patch(status="resolved", note="Offered a discount; staying.")
     assert done.status_code == 200
