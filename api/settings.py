@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         1200, ge=1, description="Sustained requests per API key per minute; beyond it 429."
     )
     api_rate_limit_burst: int = Field(120, ge=1, description="Requests a key may send at once.")
+    min_group_size: int = Field(
+        5, ge=1, le=1000,
+        description="Metrics grouped `by` a segment show a segment only with at least this many distinct "
+        "customers in the period; smaller ones are merged into '(other)', so no group is one customer.",
+    )
     analyze_batch_wait_ms: float = Field(
         0.0, ge=0, le=1000,
         description="Extra wait for /v1/analyze calls to share a batch (0: calls that queued while "

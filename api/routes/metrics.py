@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import SessionDep, Viewer
+from api.deps import RuntimeDep, SessionDep, Viewer
 from api.errors import ApiError
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.metrics import MetricName, MetricPublic, Period
@@ -33,17 +33,20 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[datetime | No
     return start, end
 
 
-@router.get("/metrics/{metric}", response_model=MetricPublic, summary="NPS, CSAT, CES, FRT, ART or FCR")
+@router.get("/metrics/{metric}", response_model=MetricPublic, summary="NPS, CSAT, CES, FRT, ART or FCR",
+            description="With `by`, segments with fewer than `min_group_size` distinct customers in a period are "
+                        "merged into the segment '(other)'.")
 def metric(
     metric: MetricName,
     session: SessionDep,
+    runtime: RuntimeDep,
     _: Viewer,
     period: Period = "month",
     by: Annotated[str | None, Query(max_length=64, description="Segment attribute or 'channel'.")] = None,
     start: Start = None,
     end: End = None,
 ) -> MetricPublic:
-    return metrics.compute(session, metric, period, by, *_window(start, end))
+    return metrics.compute(session, metric, period, by, *_window(start, end), runtime.settings.min_group_size)
 
 
 @router.get("/topics", response_model=TopicList, tags=["topics"], summary="Topic counts and sentiment")

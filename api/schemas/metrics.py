@@ -8,17 +8,21 @@ from pydantic import BaseModel, Field
 
 MetricName = Literal["nps", "csat", "ces", "frt", "art", "fcr"]
 Period = Literal["day", "week", "month", "quarter", "year", "all"]
+OTHER = "(other)"
+"""The segment that holds a period's segments with too few customers to show on their own."""
 
 
 class MetricGroup(BaseModel):
     period: str
-    segment: str | None = Field(description="Value of the `by` attribute; null when not grouped.")
+    segment: str | None = Field(description=f"Value of the `by` attribute; null when not grouped; {OTHER!r}: "
+                                "the segments of this period with fewer than min_group_size customers, merged.")
     n: int
     value: float
     margin_of_error: float = Field(description="Half-width of the 95% confidence interval.")
     ci_low: float
     ci_high: float
     breakdown: dict[str, float] = Field(default_factory=dict)
+    merged_segments: int = Field(0, description=f"How many segments the {OTHER!r} group merges (0 otherwise).")
 
 
 class MetricPublic(BaseModel):
@@ -26,4 +30,6 @@ class MetricPublic(BaseModel):
     unit: str
     period: Period
     by: str | None
+    min_group_size: int | None = Field(
+        description="With `by`: the fewest distinct customers a segment shows on its own (CXM_MIN_GROUP_SIZE).")
     groups: list[MetricGroup]
