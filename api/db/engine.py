@@ -17,11 +17,13 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
 
     A PostgreSQL outage then fails a request within the connect or pool timeout (a 503 for the
     client), and a stale pooled connection is replaced on checkout once the server is back.
+    Errors never carry bound parameters (customer text) into logs.
     """
     limits = settings or Settings.model_construct()
     if url.startswith("sqlite"):
         busy_ms = int(limits.database_lock_timeout_s * 1000)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": limits.database_lock_timeout_s})
+        engine = create_engine(url, hide_parameters=True,
+                               connect_args={"check_same_thread": False, "timeout": limits.database_lock_timeout_s})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -34,7 +36,7 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         return engine
     options = (f"-c statement_timeout={int(limits.database_statement_timeout_s * 1000)} "
                f"-c lock_timeout={int(limits.database_lock_timeout_s * 1000)}")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+    return create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10,
                          pool_timeout=limits.database_pool_timeout_s,
                          connect_args={"connect_timeout": limits.database_connect_timeout_s, "options": options})
 

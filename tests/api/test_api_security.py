@@ -7,6 +7,8 @@ import json
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from tests.api.test_api_feedback import survey
 
@@ -138,3 +140,11 @@ def test_nul_characters_get_a_422_not_a_database_error(api):
     ]})
     assert batch.status_code < 500, batch.text
     assert batch.json()["stored"] == 1
+
+
+def test_database_errors_do_not_carry_bound_parameters(api):
+    """An error's message is logged: the values bound to the statement (customer text) must not be in it."""
+    secret = "anna.svensson@example.se"
+    with pytest.raises(DBAPIError) as raised, api.app.state.runtime.engine.connect() as connection:
+        connection.execute(text("SELECT no_such_column FROM customers WHERE id = :id"), {"id": secret})
+    assert "no_such_column" in str(raised.value) and secret not in str(raised.value)
