@@ -13,6 +13,7 @@ from api.auth import Principal, authenticate, authorize
 from api.errors import ApiError
 from api.runtime import Runtime
 from api.schemas.common import has_nul
+from nlp.analyzer import Analyzer
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A key made by `cxm keys create`.")
 
@@ -38,12 +39,12 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_analyzer(runtime: RuntimeDep):
+def get_analyzer(runtime: RuntimeDep) -> Analyzer:
     """The loaded analyzer (tests override this dependency to inject a failing one)."""
     return runtime.models.analyzer
 
 
-AnalyzerDep = Annotated[object, Depends(get_analyzer)]
+AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
 
 
 def caller(runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key)]) -> Principal:

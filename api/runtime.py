@@ -12,6 +12,8 @@ from sqlalchemy.orm import sessionmaker
 from api.auth import RateLimiter
 from api.pii import PiiRedactor
 from api.settings import Settings
+from churn.model import ChurnModel
+from nlp.analyzer import Analyzer
 from nlp.results import Analysis
 
 
@@ -19,8 +21,12 @@ from nlp.results import Analysis
 class Models:
     """Loaded once per process (lifespan) and shared by every request; tests share one per session."""
 
-    analyzer: object
-    churn_model: object
+    analyzer: Analyzer
+    churn_model: ChurnModel
+
+
+class AnalysisBusy(Exception):
+    """The analyze queue is full, or a call waited past its timeout: the caller should retry later."""
 
 
 class MicroBatcher:
@@ -28,15 +34,18 @@ class MicroBatcher:
 
     Calls that arrived while the analyzer was busy form the next batch at once; ``wait_s > 0``
     also holds a batch open that long for more (trading latency at low load for fewer calls).
+    At most ``max_queue`` calls wait, each at most ``timeout_s``; beyond either, :class:`AnalysisBusy`.
     """
 
-    def __init__(self, analyzer, wait_s: float, max_batch: int):
+    def __init__(self, analyzer: Analyzer, wait_s: float, max_batch: int,
+                 max_queue: int = 256, timeout_s: float = 30.0):
         self.analyzer, self.wait_s, self.max_batch = analyzer, wait_s, max_batch
+        self.max_queue, self.timeout_s = max_queue, timeout_s
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
 
     def start(self) -> None:
-        self._queue = asyncio.Queue()
+        self._queue = asyncio.Queue(maxsize=self.max_queue)
         self._worker = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -46,8 +55,14 @@ class MicroBatcher:
 
     async def analyze(self, texts: Sequence[str]) -> list[Analysis]:
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((list(texts), future))
-        return await future
+        try:
+            self._queue.put_nowait((list(texts), future))
+        except asyncio.QueueFull:
+            raise AnalysisBusy(f"{self.max_queue} analyze calls are already waiting") from None
+        try:
+            return await asyncio.wait_for(future, self.timeout_s)  # cancels the future: its texts are skipped
+        except asyncio.TimeoutError:
+            raise AnalysisBusy(f"no analysis within {self.timeout_s:g} s") from None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -64,6 +79,9 @@ class MicroBatcher:
                     jobs.append(await asyncio.wait_for(self._queue.get(), remaining))
                 except asyncio.TimeoutError:
                     break
+            jobs = [(job, future) for job, future in jobs if not future.done()]
+            if not jobs:
+                continue
             texts = [t for job, _ in jobs for t in job]
             try:
                 results = await asyncio.to_thread(self.analyzer.analyze, texts)

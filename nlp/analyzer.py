@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from nlp.encoder import Encoder
-from nlp.language import LanguageDetector
 from nlp.results import (
     Analysis,
     ReasonScore,
@@ -16,8 +15,33 @@ from nlp.results import (
     Sentiment,
     Signals,
     TopicAssignment,
+    to_sentiment,
 )
-from nlp.sentiment_model import to_sentiment
+
+if TYPE_CHECKING:
+    from nlp.encoder import Encoder
+    from nlp.language import LanguageDetector
+    from nlp.pipeline import AnalyzerConfig
+
+HEADS = ("sentiment", "sentence_splitter", "reasons", "topics", "signals")
+"""The optional heads of a :class:`FeedbackAnalyzer`, in the order they run; language always runs."""
+
+
+class Analyzer(Protocol):
+    """What every user of analyses relies on: :class:`FeedbackAnalyzer`, or a wrapper around one."""
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The heads (names from :data:`HEADS`) that fill their part of each :class:`Analysis`."""
+        ...
+
+    def without(self, *heads: str) -> Analyzer:
+        """The same analyzer without ``heads`` (they only cost time where their output is not read)."""
+        ...
+
+    def analyze(self, texts: Sequence[str | None]) -> list[Analysis]:
+        """One :class:`Analysis` per text, in order; a text it cannot analyse gets ``error`` set."""
+        ...
 
 
 class SentimentModel(Protocol):
@@ -53,7 +77,23 @@ class FeedbackAnalyzer:
 
     The encoder's bottom layers run once per text: the text model (``scores``) returns sentiment,
     reason and churn-intent probabilities and the sentence embeddings that feed the topic head
-    (and zero-shot reasons) from one pass.
+    (and zero-shot reasons) from one pass. :meth:`from_config` (or :func:`nlp.load_default`)
+    assembles the default heads; the constructor takes any you built yourself.
+
+    Args:
+        encoder: the shared sentence encoder (embeddings for reasons and topics).
+        language_detector: always runs; its languages pick sentence splitters and signal rules.
+        sentiment: the text model (sentiment, reason and churn-intent probabilities).
+        sentence_splitter: sentences and clauses, each scored by ``sentiment``.
+        reasons: NPS+ reason tagger.
+        topics: topic tagger over a fitted topic model.
+        signals: churn intent, competitors, effort, urgency.
+
+    Example:
+        >>> from nlp import load_default
+        >>> analyzer = load_default()
+        >>> [a.sentiment.label for a in analyzer.analyze(["Great staff!", "Fakturan var fel."])]
+        ['positive', 'negative']
     """
 
     def __init__(
@@ -75,8 +115,49 @@ class FeedbackAnalyzer:
         self.topics = topics
         self.signals = signals
 
+    @classmethod
+    def from_config(cls, config: AnalyzerConfig | None = None, **components) -> FeedbackAnalyzer:
+        """The default pipeline for ``config``; a component passed by keyword is used as given.
+
+        Args:
+            config: models, backend and options (default: :class:`nlp.pipeline.AnalyzerConfig()`).
+            **components: any of ``encoder``, ``language_detector`` and the heads in :data:`HEADS`.
+
+        Returns:
+            The analyzer with every default head (topics only when a topic model was fitted).
+        """
+        from nlp.pipeline import AnalyzerConfig, build_components
+
+        return cls(**build_components(config or AnalyzerConfig(), **components))
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The configured heads, in :data:`HEADS` order."""
+        return tuple(head for head in HEADS if getattr(self, head) is not None)
+
+    def without(self, *heads: str) -> FeedbackAnalyzer:
+        """A shallow copy without ``heads`` (the models are shared, not copied).
+
+        Raises:
+            ValueError: a name that is not in :data:`HEADS`.
+        """
+        unknown = [h for h in heads if h not in HEADS]
+        if unknown:
+            raise ValueError(f"unknown head(s) {unknown}; heads are {', '.join(HEADS)}")
+        lean = copy.copy(self)
+        for head in heads:
+            setattr(lean, head, None)
+        return lean
+
     def analyze(self, texts: Sequence[str | None]) -> list[Analysis]:
-        """One :class:`Analysis` per input, in order; empty input gets an error, not an exception."""
+        """One :class:`Analysis` per input, in order; empty input gets an error, not an exception.
+
+        Args:
+            texts: feedback texts; ``None``, blank or non-string entries are allowed.
+
+        Returns:
+            A list as long as ``texts``.
+        """
         results = [Analysis() for _ in texts]
         valid = []
         for i, t in enumerate(texts):

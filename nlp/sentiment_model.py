@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nlp.encoder import Encoder, mean_pool, quantize_int8
-from nlp.results import SENTIMENT_LABELS, Sentiment
+from nlp.results import SENTIMENT_LABELS, Sentiment, to_sentiment
 
 FORMAT = "cxm-text-model/2"
 BUILTIN_SENTIMENT_DIR = Path(__file__).parent / "resources" / "sentiment"
@@ -285,12 +285,3 @@ class TransformerSentiment(SentimentPredictor):
         """Dynamic int8 linear layers in the shared encoder and the fine-tuned head, in place."""
         quantize_int8(self.encoder.model)
         quantize_int8(self.head)
-
-
-def to_sentiment(probabilities: np.ndarray, labels: Sequence[str] = SENTIMENT_LABELS) -> Sentiment:
-    probs = {label: round(float(p), 4) for label, p in zip(labels, probabilities)}
-    return Sentiment(
-        label=labels[int(np.argmax(probabilities))],
-        score=round(float(probabilities[labels.index("positive")] - probabilities[labels.index("negative")]), 4),
-        probabilities=probs,
-    )

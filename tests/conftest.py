@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from api.components import build_encoder, build_language_detector
 from api.settings import Settings
+from nlp import AnalyzerConfig, FeedbackAnalyzer
+from nlp.pipeline import build_encoder, build_language_detector
 
 
 @pytest.fixture(scope="session")
@@ -15,21 +16,25 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def encoder(settings):
-    return build_encoder(settings)
+def analyzer_config(settings) -> AnalyzerConfig:
+    """The library's default analyzer config, on the service's model cache."""
+    return AnalyzerConfig(model_dir=settings.model_dir)
 
 
 @pytest.fixture(scope="session")
-def language_detector(settings):
-    return build_language_detector(settings)
+def encoder(analyzer_config):
+    return build_encoder(analyzer_config)
 
 
 @pytest.fixture(scope="session")
-def churn_analyzer(settings, encoder):
-    """The configured feedback analyzer with every default head, built once."""
-    from api.components import build_analyzer
+def language_detector(analyzer_config):
+    return build_language_detector(analyzer_config)
 
-    return build_analyzer(settings, encoder)
+
+@pytest.fixture(scope="session")
+def churn_analyzer(analyzer_config, encoder, language_detector):
+    """The default feedback analyzer with every head, built once."""
+    return FeedbackAnalyzer.from_config(analyzer_config, encoder=encoder, language_detector=language_detector)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from api.batch.job import JobConfig, run_local
-from api.components import build_analyzer
+from nlp import FeedbackAnalyzer
 
 TEXTS = [
     "Great service, the technician arrived on time.",
@@ -67,8 +67,8 @@ def assert_close(a, b, path="row"):
 
 
 @pytest.fixture(scope="session")
-def analyzer(settings, encoder):
-    return build_analyzer(settings, encoder)
+def analyzer(analyzer_config, encoder):
+    return FeedbackAnalyzer.from_config(analyzer_config, encoder=encoder)
 
 
 def test_resume_after_stopping_midway_has_no_gaps_or_duplicates(tmp_path, analyzer):

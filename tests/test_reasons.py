@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.components import build_reason_tagger
 from nlp.reason_tagger import HEAD_CONFIG, HEAD_WEIGHTS, FewShotReasonHead
+from nlp.pipeline import build_reason_tagger, build_sentiment
 from nlp.reason_taxonomy import TaxonomyError, load_taxonomy, parse_taxonomy, save_taxonomy
 
 STABLE_IDS = ["price", "billing", "delivery", "product_quality", "customer_support", "usability",
@@ -27,8 +28,8 @@ OBVIOUS = [
 
 
 @pytest.fixture(scope="session")
-def zero_shot(settings, encoder):
-    return build_reason_tagger(settings, encoder)
+def zero_shot(analyzer_config, encoder):
+    return build_reason_tagger(analyzer_config, encoder)
 
 
 def test_default_taxonomy_has_stable_ids_in_three_languages():
@@ -46,7 +47,7 @@ def test_obvious_billing_and_delivery_rank_first_in_every_language(zero_shot, en
         assert all(0 <= s.score <= 1 for s in scores)
 
 
-def test_user_taxonomy_with_a_new_reason_works_zero_shot(tmp_path, settings, encoder):
+def test_user_taxonomy_with_a_new_reason_works_zero_shot(tmp_path, analyzer_config, encoder):
     data = load_taxonomy().to_dict()
     data["reasons"] = [r for r in data["reasons"] if r["id"] in ("billing", "delivery", "customer_support")]
     data["reasons"].insert(0, {
@@ -58,17 +59,16 @@ def test_user_taxonomy_with_a_new_reason_works_zero_shot(tmp_path, settings, enc
     })
     path = tmp_path / "taxonomy.yaml"
     save_taxonomy(parse_taxonomy(json.dumps(data)), path)
-    tagger = build_reason_tagger(settings.model_copy(update={"reason_taxonomy": path}), encoder)
+    tagger = build_reason_tagger(replace(analyzer_config, reason_taxonomy=path), encoder)
     assert tagger.ids == ["parking", "billing", "delivery", "customer_support"]
     texts = ["There was nowhere to park my car", "Det fanns ingenstans att parkera bilen",
              "Nie było gdzie zaparkować samochodu"]
     assert [r[0].id for r in tagger.predict(encoder.encode(texts))] == ["parking"] * 3
 
 
-def test_text_model_head_scores_known_ids_and_zero_shot_the_users_new_ones(tmp_path, settings, encoder,
+def test_text_model_head_scores_known_ids_and_zero_shot_the_users_new_ones(tmp_path, analyzer_config, encoder,
                                                                            language_detector):
     """A user's taxonomy: a new id is tagged zero-shot, known ids by the head, dropped ids never."""
-    from api.components import build_sentiment
     from nlp.analyzer import FeedbackAnalyzer
     from nlp.reason_tagger import HeadReasonTagger
 
@@ -82,8 +82,8 @@ def test_text_model_head_scores_known_ids_and_zero_shot_the_users_new_ones(tmp_p
     })
     path = tmp_path / "taxonomy.yaml"
     save_taxonomy(parse_taxonomy(json.dumps(data)), path)
-    text_model = build_sentiment(settings, encoder)
-    tagger = build_reason_tagger(settings.model_copy(update={"reason_taxonomy": path}), encoder, text_model)
+    text_model = build_sentiment(analyzer_config, encoder)
+    tagger = build_reason_tagger(replace(analyzer_config, reason_taxonomy=path), encoder, text_model)
     assert isinstance(tagger, HeadReasonTagger) and tagger.unknown == ["parking"]
     analyzer = FeedbackAnalyzer(encoder, language_detector, sentiment=text_model, reasons=tagger)
     texts = ["There was nowhere to park my car at your store", "Nie było gdzie zaparkować przy sklepie",
@@ -92,7 +92,7 @@ def test_text_model_head_scores_known_ids_and_zero_shot_the_users_new_ones(tmp_p
     assert [t[0] if t else None for t in tagged] == ["parking", "parking", "billing", "delivery"]
     assert all(set(t) <= {"billing", "delivery", "parking"} for t in tagged)
 
-    default = build_reason_tagger(settings, encoder, text_model)
+    default = build_reason_tagger(analyzer_config, encoder, text_model)
     assert isinstance(default, HeadReasonTagger) and default.zero_shot is None  # every default id has a head
 
 
@@ -149,14 +149,14 @@ def test_few_shot_head_fit_save_load_round_trip(tmp_path, encoder):
     assert [r[0].id for r in loaded.predict(probe)] == ["billing", "delivery", "customer_support"]
 
 
-def test_multi_label_head_and_cli_training(tmp_path, settings, encoder):
+def test_multi_label_head_and_cli_training(tmp_path, analyzer_config, encoder):
     rows = [(t, y) for t, y in TRAIN] + [("Charged twice and the parcel is late", "billing;delivery"),
                                          ("Wrong bill and rude support", "billing|customer_support")]
     path = tmp_path / "labelled.csv"
     path.write_text("text,reasons\n" + "".join(f'"{t}","{y}"\n' for t, y in rows), encoding="utf-8")
     result = CliRunner().invoke(app, ["train", "reasons", str(path), "-o", str(tmp_path / "head")])
     assert result.exit_code == 0, result.output
-    head = build_reason_tagger(settings.model_copy(update={"reason_model": tmp_path / "head"}), encoder)
+    head = build_reason_tagger(replace(analyzer_config, reason_model=tmp_path / "head"), encoder)
     assert head.multi_label_ and set(head.classes_) == {"billing", "delivery", "customer_support"}
     tagged = head.predict(encoder.encode(["I was billed twice for one month"]))
     assert tagged[0][0].id == "billing"

@@ -1,5 +1,6 @@
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -74,10 +75,8 @@ def test_shared_pass_gives_the_encoders_embeddings_and_the_same_sentiment(sentim
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
-def test_int8_analyzer_still_gets_the_obvious_cases_right(settings, backend, churn_analyzer):
-    from api.components import build_analyzer
-
-    quantized = build_analyzer(settings.model_copy(update={"quantize": "int8", "backend": backend}))
+def test_int8_analyzer_still_gets_the_obvious_cases_right(analyzer_config, backend, churn_analyzer):
+    quantized = FeedbackAnalyzer.from_config(replace(analyzer_config, quantize="int8", backend=backend))
     if backend == "torch":
         modules = quantized.encoder.model.modules()
         assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in modules)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from api.components import build_reason_tagger, build_signal_detector
 from nlp.analyzer import FeedbackAnalyzer
+from nlp.pipeline import build_reason_tagger, build_signal_detector
 from nlp.signals import RuleSignalDetector
 
 
@@ -76,10 +78,10 @@ def test_detector_rejects_mismatched_languages(detector):
         detector.detect(["a", "b"], ["en"])
 
 
-def test_analyzer_outputs_reasons_and_signals(settings, encoder, language_detector):
-    settings = settings.model_copy(update={"competitors": ["Telia"], "competitor_ner": False})
-    analyzer = FeedbackAnalyzer(encoder, language_detector, reasons=build_reason_tagger(settings, encoder),
-                                signals=build_signal_detector(settings))
+def test_analyzer_outputs_reasons_and_signals(analyzer_config, encoder, language_detector):
+    config = replace(analyzer_config, competitors=("Telia",), competitor_ner=False)
+    analyzer = FeedbackAnalyzer(encoder, language_detector, reasons=build_reason_tagger(config, encoder),
+                                signals=build_signal_detector(config))
     result = analyzer.analyze(["I was charged twice, I'm cancelling and moving to Telia"])[0]
     assert result.reasons and result.reasons[0].id == "billing"
     assert result.signals.churn_intent and result.signals.competitors == ["Telia"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.components import build_topic_tagger
 from nlp.analyzer import FeedbackAnalyzer
+from nlp.pipeline import build_topic_tagger
 from nlp.topics.config import TopicModelConfig
 from nlp.topics.keywords import dedupe_keywords
 from nlp.topics.model import TopicModel
@@ -182,7 +183,7 @@ def test_outlier_reduction_reassigns_hdbscan_noise(corpus):
     assert reduced.outlier_share_ == 0 and -1 not in reduced.document_topics_
 
 
-def test_tagger_in_the_analyzer(fitted, corpus, tmp_path, encoder, language_detector, settings):
+def test_tagger_in_the_analyzer(fitted, corpus, tmp_path, encoder, language_detector, analyzer_config):
     tagger = TopicTagger(fitted, top_k=2)
     texts = ["Fakturan är fel igen, dubbel debitering", "Kurier zgubił paczkę"]
     analyses = FeedbackAnalyzer(encoder, language_detector, topics=tagger).analyze(texts)
@@ -192,9 +193,9 @@ def test_tagger_in_the_analyzer(fitted, corpus, tmp_path, encoder, language_dete
     assert all(1 <= len(a.topics) <= 2 and a.topics[0].probability > 0.5 for a in analyses)
     assert analyses[0].to_dict()["topics"][0].keys() == {"id", "label", "probability"}
 
-    assert build_topic_tagger(settings.model_copy(update={"topic_model": tmp_path / "none"})) is None
+    assert build_topic_tagger(replace(analyzer_config, topic_model=tmp_path / "none")) is None
     fitted.save(tmp_path / "tm")
-    configured = build_topic_tagger(settings.model_copy(update={"topic_model": tmp_path / "tm"}))
+    configured = build_topic_tagger(replace(analyzer_config, topic_model=tmp_path / "tm"))
     assert isinstance(configured, TopicTagger) and configured.model.topics_ == fitted.topics_
 
 

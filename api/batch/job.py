@@ -18,13 +18,10 @@ from typing import Any, Protocol
 
 from api.batch.readers import BadRow, Chunk, InputError, Source, check_text_column, discover, iter_chunks
 from api.batch.writers import OUTPUT_FORMATS, concat_jsonl, concat_parquet, encode_part
+from nlp.analyzer import Analyzer
 from nlp.results import Analysis
 
 WORK_SUFFIX = ".cxm-parts"
-
-
-class Analyzer(Protocol):
-    def analyze(self, texts: list[str | None]) -> list[Analysis]: ...
 
 
 class ChunkSink(Protocol):

@@ -1,4 +1,4 @@
-"""The analysis of one text, mirroring ``nlp.results.Analysis`` (extra heads pass through)."""
+"""The analysis of one text: ``nlp.results.Analysis.to_dict()`` as a schema (a test holds the two together)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ class AnalysisPublic(BaseModel):
     reasons: list[ReasonPublic] = []
     topics: list[TopicPublic] = []
     signals: SignalsPublic | None = None
+    mixed: bool = Field(False, description='Some sentences are positive and others negative '
+                        '("Great staff, but the invoice was wrong").')
     error: str | None = None
 
 

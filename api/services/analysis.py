@@ -2,39 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
-from typing import Protocol
 
 from sqlalchemy.orm import sessionmaker
 
+import nlp
 from api.db import queries
 from api.db.models import Feedback
 from api.settings import Settings
+from nlp.analyzer import Analyzer
 from nlp.results import Analysis
 
 
-class Analyzer(Protocol):
-    def analyze(self, texts: Sequence[str | None]) -> list[Analysis]: ...
+def model_versions(settings: Settings, analyzer: Analyzer) -> dict[str, str]:
+    """What produced an analysis, stored beside it so old rows can be told apart after retraining.
 
-
-def model_versions(settings: Settings, analyzer: object) -> dict[str, str]:
-    """What produced an analysis, stored beside it so old rows can be told apart after retraining."""
-    try:
-        cxm_version = version("cxm")
-    except PackageNotFoundError:
-        cxm_version = "unknown"
-    heads = [name for name in ("sentiment", "sentence_splitter", "reasons", "topics", "signals")
-             if getattr(analyzer, name, None) is not None]
+    ``heads`` is stored comma-joined, as rows written before hold it; :func:`stored_heads` reads it back.
+    """
     return {
-        "cxm": cxm_version,
+        "cxm": nlp.__version__,
         "encoder": settings.encoder,
         "sentiment": settings.sentiment_model,
         "runtime": settings.backend + ("-int8" if settings.quantize == "int8" else ""),
-        "heads": ",".join(heads) or "language",
+        "heads": ",".join(analyzer.heads) or "language",
     }
+
+
+def stored_heads(versions: dict[str, str] | None) -> tuple[str, ...]:
+    """The analyzer heads :func:`model_versions` recorded beside a stored analysis."""
+    return tuple(h for h in ((versions or {}).get("heads") or "").split(",") if h and h != "language")
 
 
 @dataclass

@@ -25,8 +25,11 @@ from api.db import queries
 from api.db.models import Case, CaseEvent, ChurnOutcome, Customer, Feedback, RiskScore
 from api.errors import ApiError
 from api.schemas.feedback import segment_date
+from api.services.analysis import stored_heads
 from churn.schema import CUSTOMER_SEGMENTS, ChurnTables, validate_tables
 from churn.scoring import features_for, reason_ids_of, score_at
+from churn.text_features import text_cells
+from nlp.results import Analysis
 from nlp.signals import churn_intent
 
 CHANNEL_OF_KIND = {"survey": "survey", "social": "social", "ticket": "ticket"}
@@ -35,11 +38,6 @@ CHANNEL_OF_KIND = {"survey": "survey", "social": "social", "ticket": "ticket"}
 def _plain(value):
     """JSON-safe copy (numpy scalars become Python numbers)."""
     return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-
-
-def _heads(row: Feedback) -> set[str]:
-    """The analyzer heads that produced the row's stored analysis."""
-    return set(((row.model_versions or {}).get("heads") or "").split(","))
 
 
 def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason_ids: Sequence[str],
@@ -62,9 +60,10 @@ def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason
         customer_rows.append(record)
     feedback, tickets = [], []
     for row in rows:
-        analysis = row.analysis or {}
-        signals = analysis.get("signals") or None
-        sentiment = analysis.get("sentiment") or None
+        # No reason head at analysis time: reasons were not looked for (missing), not absent.
+        reasons_ran = row.status == "analysed" and bool(row.text) and "reasons" in stored_heads(row.model_versions)
+        analysis = Analysis.from_dict(row.analysis) if row.analysis else None
+        sentiment, text_reasons, intent, intent_score, competitors = text_cells(analysis, reasons_ran, allowed)
         feedback.append({
             "customer_id": row.customer_id,
             "feedback_id": row.external_id,
@@ -74,15 +73,8 @@ def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason
             "nps": row.nps, "ces": row.ces, "csat": row.csat,
             "reasons": [r for r in (row.survey or {}).get("reasons", []) if r in allowed],
             "text": row.text,
-            "sentiment_score": sentiment["score"] if sentiment else None,
-            # No reason head at analysis time: reasons were not looked for (missing), not absent.
-            "text_reasons": [r["id"] for r in analysis.get("reasons", []) if r["id"] in allowed]
-            if row.status == "analysed" and row.text and "reasons" in _heads(row) else None,
-            "churn_intent": None if signals is None else bool(signals["churn_intent"]),
-            # Analyses stored before the text model scored churn intent: the phrases' verdict, 1 or 0.
-            "churn_intent_score": None if signals is None else
-            signals.get("churn_intent_score", float(bool(signals["churn_intent"]))),
-            "competitors": None if signals is None else list(signals["competitors"]),
+            "sentiment_score": sentiment, "text_reasons": text_reasons, "churn_intent": intent,
+            "churn_intent_score": intent_score, "competitors": competitors,
         })
         if row.ticket is not None:
             t = row.ticket
