@@ -31,13 +31,13 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.auth import create_api_key
-from api.components import build_analyzer, build_encoder, build_language_detector
 from api.db.models import Feedback
 from api.runtime import Models
 from api.settings import Settings
 from api.tables import read_table
 from churn.persistence import load_model
-from nlp.analyzer import FeedbackAnalyzer
+from nlp import AnalyzerConfig, FeedbackAnalyzer
+from nlp.pipeline import build_encoder, build_language_detector
 
 # The 40 bundled demo texts (en/sv/pl, one to three sentences), so requests differ as real ones do.
 TEXTS = read_table(resources.files("api") / "resources" / "demo_feedback.csv")["text"].tolist()
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--batch-rate", type=float, default=1, help="feedback batches per second")
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--analyzer", choices=["full", "language"], default="full",
-                        help="full: api.components.build_analyzer; language: language id only")
+                        help="full: FeedbackAnalyzer.from_config; language: language id only")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--together", action="store_true",
                         help="run the analyze and feedback loads at the same time (default: one after the other)")
@@ -173,10 +173,10 @@ def main() -> None:
     parser.add_argument("--quantize", choices=["none", "int8"], default="none", help="the analyzer's CXM_QUANTIZE")
     args = parser.parse_args()
 
-    settings = Settings(backend=args.backend, quantize=args.quantize)
-    encoder = build_encoder(settings)
-    analyzer = (build_analyzer(settings, encoder) if args.analyzer == "full"
-                else FeedbackAnalyzer(encoder, build_language_detector(settings)))
+    config = AnalyzerConfig(backend=args.backend, quantize=args.quantize)
+    encoder = build_encoder(config)
+    analyzer = (FeedbackAnalyzer.from_config(config, encoder=encoder) if args.analyzer == "full"
+                else FeedbackAnalyzer(encoder, build_language_detector(config)))
     models = Models(analyzer=analyzer, churn_model=load_model())
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -52,11 +52,10 @@ def peak_rss_mb() -> float:
 
 def in_process(sample: int, chunk_size: int, workdir: Path) -> dict:
     """The analyzer alone, called on ``chunk_size`` texts at a time (what each job chunk does)."""
-    from api.components import build_analyzer
-    from api.settings import Settings
+    from nlp import load_default
 
     texts = [json.loads(line)["text"] for line in generate(workdir / "sample.jsonl", sample, seed=1).open()]
-    analyzer = build_analyzer(Settings())
+    analyzer = load_default()
     analyzer.analyze(texts[:32])
     start = time.perf_counter()
     for i in range(0, len(texts), chunk_size):
@@ -84,10 +83,10 @@ def job(engine: str, source: Path, output: Path, chunk_size: int) -> dict:
         ray.shutdown()
         scoring = seconds
     else:
-        from api.components import build_analyzer
+        from nlp import load_default
 
         begin = time.perf_counter()
-        analyzer = build_analyzer(settings)
+        analyzer = load_default()
         start = time.perf_counter()
         summary = run_local(config, analyzer, restart=True)
         scoring = time.perf_counter() - start

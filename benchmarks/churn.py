@@ -266,10 +266,9 @@ def main() -> None:
                         help="Leave out these (slow) parts.")
     args = parser.parse_args()
 
-    from api.components import build_analyzer
-    from api.settings import Settings
+    from nlp import load_default
 
-    analyzer = build_analyzer(Settings())
+    analyzer = load_default()
     results = {"telco": telco(), "nps_queue": nps_queue(args.data_dir, analyzer)}
     if "simulated" not in args.skip:
         results["simulated"] = simulated(args.customers, analyzer)

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from api.components import build_analyzer
-from api.settings import Settings
+from nlp import AnalyzerConfig, FeedbackAnalyzer
 from nlp.signals import churn_intent
 
 CX_DIR = Path(__file__).resolve().parents[1] / "data" / "cx"
@@ -36,7 +35,7 @@ def main() -> None:
     parser.add_argument("--errors", action="store_true", help="print every misread row")
     args = parser.parse_args()
 
-    analyzer = build_analyzer(Settings(sentiment_model=args.model, backend=args.backend))
+    analyzer = FeedbackAnalyzer.from_config(AnalyzerConfig(sentiment_model=args.model, backend=args.backend))
     holdout = pd.read_csv(CX_DIR / "holdout.csv", dtype={"reasons": str}, keep_default_na=False)
     churn_eval = pd.read_csv(CX_DIR / "churn_intent_eval.csv")
     found = analyzer.analyze(holdout["text"].tolist())

@@ -7,7 +7,6 @@ seconds. Run from the repository root: ``.venv/bin/python -m benchmarks.reasons_
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -15,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.topics_quality import cached_embeddings
+from nlp.pipeline import AnalyzerConfig, build_encoder, build_sentiment
 from nlp.reason_tagger import FewShotReasonHead, ZeroShotReasonTagger
 from nlp.reason_taxonomy import load_taxonomy
 from nlp.signals import RuleSignalDetector
@@ -25,20 +26,6 @@ AIRLINE_TAXONOMY = REPO / "benchmarks" / "airline_reasons.yaml"
 CHURN_LABELS = REPO / "benchmarks" / "labels" / "churn_intent_telco_nps.csv"
 SEED = 0
 FEW_SHOT_SIZES = (8, 32, None)
-
-
-def cached_embeddings(encoder_factory, texts: list[str], name: str, cache_dir: Path) -> np.ndarray:
-    """Embed once per distinct list of texts; later runs read the ``.npy`` back."""
-    digest = hashlib.sha1("\x1f".join(texts).encode()).hexdigest()[:16]
-    path = cache_dir / f"{name}-{len(texts)}-{digest}.npy"
-    if path.is_file():
-        return np.load(path)
-    started = time.perf_counter()
-    vectors = encoder_factory().encode(texts)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    print(f"embedded {len(texts)} {name} texts in {time.perf_counter() - started:.0f} s")
-    return vectors
 
 
 def airline_reason_frames(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -231,25 +218,20 @@ def main() -> None:
                         help="Cap the airline training rows per reason (0: all; embedding is the slow part).")
     args = parser.parse_args()
 
-    from api.components import build_encoder
-    from api.settings import Settings
-
+    config = AnalyzerConfig()
     encoder = None
 
     def embed(texts: list[str], name: str) -> np.ndarray:
         def factory():
             nonlocal encoder
-            encoder = encoder or build_encoder(Settings())
+            encoder = encoder or build_encoder(config)
             return encoder
         return cached_embeddings(factory, texts, name, args.cache_dir)
 
     sections = {}
     sections["reasons_airline"] = airline_reasons(embed, args.data_dir, args.max_train_per_reason or None)
-    from api.components import build_sentiment
-
-    settings = Settings()
     sections["reasons_airline"]["shipped_head_default_taxonomy"] = shipped_head_airline(
-        build_sentiment(settings, encoder or build_encoder(settings)), args.data_dir)
+        build_sentiment(config, encoder or build_encoder(config)), args.data_dir)
     print(json.dumps({"reasons_airline": sections["reasons_airline"]}, indent=1))
     if args.only_airline:
         print(json.dumps(sections))
@@ -266,11 +248,9 @@ def main() -> None:
 
 def run_topics_section(embed, data_dir: Path) -> dict:
     """Topics (owned by the topics engineer): quality on telco verbatims, agreement on NHS categories."""
-    from api.components import build_encoder
-    from api.settings import Settings
     from benchmarks.topics_quality import topics_section
 
-    return topics_section(embed, lambda: build_encoder(Settings()), data_dir)
+    return topics_section(embed, lambda: build_encoder(AnalyzerConfig()), data_dir)
 
 
 if __name__ == "__main__":

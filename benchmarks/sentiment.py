@@ -20,9 +20,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
-from api.components import build_encoder, build_sentiment
-from api.settings import Settings
-from nlp.onnx_sentiment import OnnxSentiment
+from nlp.pipeline import AnalyzerConfig, build_encoder, build_sentiment, with_backend
 from nlp.results import SENTIMENT_LABELS
 
 SEED = 0
@@ -83,12 +81,9 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    settings = Settings(sentiment_model=args.model, torch_threads=args.threads)
-    model = build_sentiment(settings, build_encoder(settings))
-    if args.backend == "onnx":
-        model = OnnxSentiment.from_torch(model, settings.model_dir, quantize=args.quantize, threads=args.threads)
-    elif args.quantize == "int8":
-        model.quantize_int8()
+    config = AnalyzerConfig(sentiment_model=args.model, threads=args.threads, backend=args.backend,
+                            quantize=args.quantize)
+    model = with_backend(config, build_sentiment(config, build_encoder(config)))
     tests = sorted((args.data_dir / "benchmarks").glob("sentiment_*.test.csv"))
     if args.only:
         tests = [t for t in tests if any(part in t.name for part in args.only)]

@@ -22,7 +22,7 @@ SEED = 0
 
 
 def cached_embeddings(encoder_factory, texts: list[str], name: str, cache_dir: Path) -> np.ndarray:
-    """Embed once per distinct list of texts (same cache keys as ``reasons_topics.py``)."""
+    """Embed once per distinct list of texts; later runs (of this and ``reasons_topics.py``) read the ``.npy`` back."""
     digest = hashlib.sha1("\x1f".join(texts).encode()).hexdigest()[:16]
     path = cache_dir / f"{name}-{len(texts)}-{digest}.npy"
     if path.is_file():
@@ -143,14 +143,13 @@ def main() -> None:
     parser.add_argument("--nhs-texts", type=int, default=3000)
     args = parser.parse_args()
 
-    from api.components import build_encoder
-    from api.settings import Settings
+    from nlp.pipeline import AnalyzerConfig, build_encoder
 
     encoder = None
 
     def encoder_factory():
         nonlocal encoder
-        encoder = encoder or build_encoder(Settings())
+        encoder = encoder or build_encoder(AnalyzerConfig())
         return encoder
 
     def embed(texts: list[str], name: str) -> np.ndarray:
