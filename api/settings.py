@@ -116,6 +116,10 @@ class Settings(BaseSettings):
         "the model was busy share the next one, with no added delay).",
     )
     analyze_max_batch: int = Field(32, ge=1, le=1024)
+    analyze_max_queue: int = Field(
+        256, ge=1, le=100_000, description="Most /v1/analyze calls waiting for the model; beyond it 503 + Retry-After.")
+    analyze_timeout_s: float = Field(
+        30.0, gt=0, le=600, description="A /v1/analyze call waiting longer for the model gets 503 + Retry-After.")
     analyze_on_ingest: bool = Field(True, description="Analyse stored feedback within the request.")
     analysis_max_attempts: int = Field(5, ge=1, description="Attempts before a row is marked failed.")
     analysis_retry_interval_s: float = Field(

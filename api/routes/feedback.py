@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Analyst, AnalyzerDep, Ingest, RuntimeDep
 from api.errors import ApiError
+from api.runtime import AnalysisBusy
 from api.schemas.analysis import AnalysisPublic, AnalyzeIn, AnalyzeOut, AnalyzeResult
 from api.schemas.common import ERROR_RESPONSES, ErrorResponse
 from api.schemas.feedback import FeedbackBatchResult, SocialFeedback, SurveyFeedback, TicketFeedback
@@ -54,7 +55,7 @@ async def post_feedback(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Ingest,
 
 
 @router.post("/analyze", response_model=AnalyzeOut, tags=["analysis"],
-             responses={503: {"model": ErrorResponse, "description": "The analysis model failed"}},
+             responses={503: {"model": ErrorResponse, "description": "The analysis model failed or is busy"}},
              summary="Analyse texts without storing them")
 async def analyze(payload: AnalyzeIn, runtime: RuntimeDep, analyzer: AnalyzerDep, _: Analyst) -> AnalyzeOut:
     redactions = await run_in_threadpool(runtime.redactor.redact, payload.texts)
@@ -64,6 +65,9 @@ async def analyze(payload: AnalyzeIn, runtime: RuntimeDep, analyzer: AnalyzerDep
             results = await runtime.batcher.analyze(texts)
         else:
             results = await run_in_threadpool(analyzer.analyze, texts)
+    except AnalysisBusy as exc:
+        raise ApiError(503, "analysis_busy", f"the analysis model is busy ({exc}); retry later",
+                       headers={"Retry-After": "5"}) from exc
     except Exception as exc:
         log.exception("analysis failed")
         raise ApiError(503, "analysis_unavailable", "the analysis model failed; retry later",
