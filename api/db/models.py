@@ -68,6 +68,9 @@ class Customer(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     needs_scoring: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    scoring_marks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped whenever new data marks the customer for scoring: a flag run clears ``needs_scoring``
+    only where it is still the value the run read (compare-and-set)."""
 
 
 class Feedback(Base):

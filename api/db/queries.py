@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, select, text, update
+from sqlalchemy import String, bindparam, cast, func, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from api.db.models import (
@@ -51,6 +51,7 @@ def upsert_customers(session: Session, attributes: dict[str, dict[str, Any]]) ->
         else:
             customer.attributes = {**customer.attributes, **attrs}
             customer.needs_scoring = True
+            customer.scoring_marks = Customer.scoring_marks + 1
 
 
 def add_feedback(session: Session, feedback: Feedback, ticket: Ticket | None) -> None:
@@ -85,7 +86,19 @@ def requeue_failed(session: Session) -> int:
 def mark_customers_for_scoring(session: Session, customer_ids: Iterable[str]) -> None:
     ids = sorted(set(customer_ids))
     if ids:
-        session.execute(update(Customer).where(Customer.id.in_(ids)).values(needs_scoring=True))
+        session.execute(update(Customer).where(Customer.id.in_(ids))
+                        .values(needs_scoring=True, scoring_marks=Customer.scoring_marks + 1))
+
+
+def clear_scoring_marks(session: Session, seen: dict[str, int]) -> None:
+    """Clear ``needs_scoring`` of customers still at the ``scoring_marks`` a flag run read: one
+    marked again meanwhile (feedback analysed during the run) stays marked for the next run."""
+    if seen:
+        table = Customer.__table__
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("customer"), table.c.scoring_marks == bindparam("marks"))
+            .values(needs_scoring=False),
+            [{"customer": customer, "marks": marks} for customer, marks in seen.items()])
 
 
 def get_customer(session: Session, customer_id: str) -> Customer | None:

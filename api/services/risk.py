@@ -204,8 +204,7 @@ def flag(
             tier=str(record.tier), reasons=_plain({"items": list(record.reasons), "drivers": record.drivers}),
             model_version=version, computed_at=now,
         ))
-    for customer in customers:
-        customer.needs_scoring = False
+    queries.clear_scoring_marks(session, {c.id: c.scoring_marks for c in customers})
     session.commit()
 
     opened = already = recent = capped = 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from api.db import queries
+from api.services.ingestion import ingest
+from api.services.risk import flag
 
 PROFILES = [  # (latest NPS, text): from loudly leaving to happy
     (0, "I will cancel and switch to a competitor, far too expensive."),
@@ -151,3 +154,38 @@ def test_customer_profile_shows_risk_cases_and_every_channel(api, cohort):
     assert [s["nps"] for s in profile["scores"]] == [0, 0, 0]
     missing = api.call("GET", "/v1/customers/nobody-here", "agent")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def feedback_arrives_while_scoring(model, runtime, item, results: list):
+    """A copy of the shipped churn model; when it computes drift (after the run read every customer),
+    a concurrent request stores and analyses ``item`` through the real ingestion service."""
+    hooked = copy.copy(model)
+
+    def drift(features):
+        results.append(ingest(runtime.sessions, [item], runtime.redactor, runtime.models.analyzer, runtime.versions))
+        return model.drift(features)
+
+    hooked.drift = drift
+    return hooked
+
+
+def test_flag_keeps_customers_marked_whose_feedback_was_analysed_during_the_run(api):
+    """The run once cleared "needs scoring" for everyone it read, losing feedback analysed meanwhile."""
+    tag = uuid.uuid4().hex[:8]
+    now = datetime.now(timezone.utc)
+    late, quiet = f"{tag}-late", f"{tag}-quiet"
+    item = lambda customer, k, text: {  # noqa: E731
+        "kind": "survey", "external_id": f"{customer}-{k}", "customer_id": customer, "channel": "survey",
+        "timestamp": (now - timedelta(days=2)).isoformat(), "nps": 6, "text": text}
+    assert api.call("POST", "/v1/feedback", "ingest", json={"items": [
+        item(late, 0, "It is fine."), item(quiet, 0, "It is fine.")]}).json()["stored"] == 2
+    runtime = api.app.state.runtime
+    arrived = []
+    model = feedback_arrives_while_scoring(runtime.models.churn_model, runtime,
+                                           item(late, 1, "I will cancel and switch to a competitor."), arrived)
+    with runtime.sessions() as session:
+        outcome = flag(session, model, None)
+    assert outcome.scored >= 2 and arrived[0].items[0].analysis_status == "analysed"
+    with runtime.sessions() as session:
+        marked = {c: queries.get_customer(session, c).needs_scoring for c in (late, quiet)}
+    assert marked == {late: True, quiet: False}
