@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, cast, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from api.db.models import (
@@ -42,16 +43,23 @@ def feedback_by_external_ids(session: Session, external_ids: Iterable[str]) -> d
 
 
 def upsert_customers(session: Session, attributes: dict[str, dict[str, Any]]) -> None:
-    """Create missing customers and merge newer segment attributes into existing ones."""
-    existing = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(list(attributes))))}
-    for customer_id, attrs in attributes.items():
-        customer = existing.get(customer_id)
-        if customer is None:
-            session.add(Customer(id=customer_id, attributes=dict(attrs), needs_scoring=True))
-        else:
-            customer.attributes = {**customer.attributes, **attrs}
-            customer.needs_scoring = True
-            customer.scoring_marks = Customer.scoring_marks + 1
+    """Create missing customers and merge newer segment attributes into existing ones, marking them
+    for scoring. One INSERT ... ON CONFLICT DO UPDATE merges in the database (JSONB ``||``, SQLite's
+    ``json_patch``: the same for flat scalar segments), so concurrent ingests never lose each other's
+    keys as a read-modify-write did; rows are taken in id order, so two batches cannot deadlock."""
+    if not attributes:
+        return
+    table = Customer.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        statement = postgresql.insert(table)
+        merged = table.c.attributes.op("||")(statement.excluded.attributes)
+    else:
+        statement = sqlite.insert(table)
+        merged = func.json_patch(table.c.attributes, statement.excluded.attributes)
+    statement = statement.on_conflict_do_update(index_elements=[table.c.id], set_={
+        "attributes": merged, "needs_scoring": True, "scoring_marks": table.c.scoring_marks + 1})
+    session.execute(statement, [{"id": customer_id, "attributes": attrs}
+                                for customer_id, attrs in sorted(attributes.items())])
 
 
 def add_feedback(session: Session, feedback: Feedback, ticket: Ticket | None) -> None:

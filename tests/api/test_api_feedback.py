@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import event
 
 from api.db import queries
 from api.deps import get_analyzer
+from api.services.ingestion import ingest
 from tests.api.conftest import BrokenAnalyzer
 
 
@@ -208,3 +211,24 @@ def test_no_database_connection_is_held_while_the_model_runs(api):
     assert pending["items"][0]["analysis_status"] == "pending"
     assert stored["items"][0]["analysis_status"] == "analysed" and retried["analysed"] >= 1
     assert watching.seen == [0, 0]
+
+
+def test_concurrent_ingests_for_one_customer_keep_every_segment_key(api):
+    """Attributes were read, merged in Python and written back: concurrent ingests lost each other's keys."""
+    runtime = api.app.state.runtime
+    customer, threads, rounds = _id("c"), 8, 4
+    assert ingest(runtime.sessions, [survey(customer_id=customer, segments={"first": 0})], runtime.redactor).stored == 1
+    barrier = threading.Barrier(threads)
+
+    def send(k: int) -> int:
+        stored = 0
+        for r in range(rounds):
+            barrier.wait()  # every thread ingests for the customer at the same moment
+            item = survey(customer_id=customer, segments={f"k{k}r{r}": r})
+            stored += ingest(runtime.sessions, [item], runtime.redactor).stored
+        return stored
+
+    with ThreadPoolExecutor(threads) as pool:
+        assert sum(pool.map(send, range(threads))) == threads * rounds
+    segments = api.call("GET", f"/v1/customers/{customer}", "agent").json()["segments"]
+    assert set(segments) == {"first"} | {f"k{k}r{r}" for k in range(threads) for r in range(rounds)}
