@@ -5,11 +5,15 @@
     >>> model = train_churn_model(sim.tables, REASON_IDS).model
     >>> score_at(model, sim.tables, sim.end).head()    # customer_id, probability, tier, reasons
 
-Importing ``churn`` loads no model and no heavy library: names are imported on first use.
+Importing ``churn`` loads no model and nothing heavier than pandas: names are imported on first
+use, except :func:`simulate`, bound at once because its module has the same name (a later
+``import churn.simulate`` would otherwise rebind ``churn.simulate`` to the module).
 """
 
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+
+from churn.simulate import simulate
 
 try:
     __version__ = version("cxm")
@@ -21,7 +25,6 @@ _EXPORTS = {
     "ChurnTables": "churn.schema",
     "validate_tables": "churn.schema",
     "Simulation": "churn.simulate",
-    "simulate": "churn.simulate",
     "REASON_IDS": "churn.phrasebook",
     "annotate_tables": "churn.text_features",
     "TrainResult": "churn.training",
@@ -33,7 +36,7 @@ _EXPORTS = {
     "save_model": "churn.persistence",
     "load_model": "churn.persistence",
 }
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [*_EXPORTS, "simulate", "__version__"]
 
 
 def __getattr__(name: str):

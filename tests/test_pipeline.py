@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,7 @@ from nlp.analyzer import HEADS
 from nlp.signals import RuleSignalDetector
 from nlp.topics.model import TopicModel
 
+README = Path(__file__).parents[1] / "README.md"
 TEXTS = ["Great staff, but the invoice was wrong.", "Fakturan var fel och ingen svarar i telefon.",
          "Za drogo, rezygnuję i przechodzę do Play."]
 
@@ -32,8 +36,10 @@ def test_importing_the_packages_loads_no_model_and_no_heavy_library():
 @pytest.mark.parametrize("package", [nlp, churn])
 def test_public_names_resolve_and_the_version_is_the_distributions(package):
     assert package.__version__ == version("cxm")
+    import churn.simulate  # noqa: F401  (a submodule named like an export must not shadow it)
+
     for name in package.__all__:
-        assert getattr(package, name) is not None
+        assert not inspect.ismodule(getattr(package, name)), name
     with pytest.raises(AttributeError):
         package.no_such_name  # noqa: B018
 
@@ -93,3 +99,17 @@ def test_the_config_defaults_to_the_users_cache_and_offline():
     config = AnalyzerConfig()
     assert config.offline and config.backend == "onnx" and config.model_dir.name == "models"
     assert config.topic_model_dir == config.model_dir / "topics"
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs_and_prints_what_it_says(tmp_path, monkeypatch, capsys):
+    (block,) = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    promised = [line[2:] for line in block.splitlines() if line.startswith("# ")]
+    printed = capsys.readouterr().out.splitlines()
+    assert len(promised) == 3 and printed[:3] == promised
+    risk = namespace["risk"]
+    assert len(risk) > 100 and set(risk["tier"]) <= {"high", "medium", "low"} and risk["probability"].between(0, 1).all()
+    assert (tmp_path / "my-churn-model" / "model_card.json").is_file()
