@@ -10,15 +10,10 @@ use, except :func:`simulate`, bound at once because its module has the same name
 ``import churn.simulate`` would otherwise rebind ``churn.simulate`` to the module).
 """
 
-from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
-
 from churn.simulate import simulate
+from nlp.lazy_exports import distribution_version, lazy_exports
 
-try:
-    __version__ = version("cxm")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "unknown"
+__version__ = distribution_version()
 
 _EXPORTS = {
     "ChurnModel": "churn.model",
@@ -38,12 +33,4 @@ _EXPORTS = {
 }
 __all__ = [*_EXPORTS, "simulate", "__version__"]
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'churn' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,13 +8,9 @@
 Importing ``nlp`` loads no model and no heavy library: names are imported on first use.
 """
 
-from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
+from nlp.lazy_exports import distribution_version, lazy_exports
 
-try:
-    __version__ = version("cxm")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "unknown"
+__version__ = distribution_version()
 
 _EXPORTS = {
     "FeedbackAnalyzer": "nlp.analyzer",
@@ -31,12 +27,4 @@ _EXPORTS = {
 }
 __all__ = [*_EXPORTS, "__version__"]
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'nlp' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
