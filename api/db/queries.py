@@ -305,11 +305,14 @@ def customers_with_cases_closed_since(session: Session, since: datetime) -> set[
     return set(session.scalars(select(Case.customer_id).where(Case.closed_at >= since)))
 
 
-def get_case(session: Session, case_id: int, *, lock: bool = False) -> Case | None:
-    query = select(Case).options(selectinload(Case.events)).where(Case.id == case_id)
-    if lock:
-        query = query.with_for_update()
-    return session.scalar(query)
+def get_case(session: Session, case_id: int) -> Case | None:
+    return session.scalar(select(Case).options(selectinload(Case.events)).where(Case.id == case_id))
+
+
+def update_case_if_status(session: Session, case_id: int, status: str, values: dict[str, Any]) -> bool:
+    """Apply ``values`` to the case only while its status is still ``status`` (compare-and-set)."""
+    result = session.execute(update(Case).where(Case.id == case_id, Case.status == status).values(**values))
+    return result.rowcount == 1
 
 
 def customer_cases(session: Session, customer_id: str) -> list[Case]:

@@ -10,7 +10,7 @@ from api.schemas.cases import CaseEventPublic, CasePublic, CaseUpdate
 from api.schemas.common import ERROR_RESPONSES
 from api.services import cases
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"], responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[422] | {"description": "No such case"}, 409: ERROR_RESPONSES[422] | {"description": "Transition not allowed"}})
+router = APIRouter(prefix="/v1/cases", tags=["cases"], responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[422] | {"description": "No such case"}, 409: ERROR_RESPONSES[422] | {"description": "Transition not allowed, or the case changed meanwhile"}})
 
 CaseId = Path(ge=1, le=2**31 - 1)
 

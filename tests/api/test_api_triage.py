@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import copy
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from api.db import queries
+from api.db.models import Case, CaseEvent
+from api.errors import ApiError
+from api.schemas.cases import CaseUpdate
+from api.services.cases import update_case
 from api.services.ingestion import ingest
 from api.services.risk import flag
 
@@ -189,3 +195,38 @@ def test_flag_keeps_customers_marked_whose_feedback_was_analysed_during_the_run(
     with runtime.sessions() as session:
         marked = {c: queries.get_customer(session, c).needs_scoring for c in (late, quiet)}
     assert marked == {late: True, quiet: False}
+
+
+def test_concurrent_moves_of_one_case_leave_one_unbroken_trail(api):
+    """Without compare-and-set (SQLite has no row locks), two agents could both move an open case:
+    two "from open" events and a status that contradicts the trail."""
+    runtime, tag, now = api.app.state.runtime, uuid.uuid4().hex[:8], datetime.now(timezone.utc)
+    item = {"kind": "survey", "external_id": f"{tag}-s", "customer_id": f"{tag}-c", "channel": "survey",
+            "timestamp": (now - timedelta(days=1)).isoformat(), "nps": 0}
+    assert api.call("POST", "/v1/feedback", "ingest", json=item).json()["stored"] == 1
+    with runtime.sessions() as session:
+        case = Case(customer_id=item["customer_id"], status="open", risk_probability=0.9, risk_tier="high",
+                    opened_at=now, updated_at=now)
+        queries.add_case(session, case, CaseEvent(actor="test", action="opened", to_status="open", at=now))
+        session.commit()
+        case_id = case.id
+    agents = 8
+    barrier = threading.Barrier(agents)
+
+    def move(k: int) -> int:
+        barrier.wait()
+        with runtime.sessions() as session:
+            try:
+                update_case(session, case_id, CaseUpdate(status="acknowledged" if k % 2 else "dismissed"),
+                            f"agent-{k}", runtime.redactor)
+                return 200
+            except ApiError as exc:
+                return exc.status_code
+
+    with ThreadPoolExecutor(agents) as pool:
+        answers = list(pool.map(move, range(agents)))
+    assert set(answers) <= {200, 409}
+    case = api.call("GET", f"/v1/cases/{case_id}", "agent").json()
+    moves = [(e["from_status"], e["to_status"]) for e in case["events"] if e["action"] == "status_changed"]
+    chain = ["open"] + [to for _, to in moves]
+    assert [start for start, _ in moves] == chain[:-1] and case["status"] == chain[-1], moves
