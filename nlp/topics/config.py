@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+OUTLIER = -1
+"""The topic id of a text that fits no topic (BERTopic's convention)."""
+
 
 @dataclass(frozen=True)
 class TopicModelConfig:

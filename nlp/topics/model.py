@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from nlp.topics.config import TopicModelConfig
+from nlp.arrays import check_embeddings, softmax_rows, unit_rows
+from nlp.topics.config import OUTLIER, TopicModelConfig
 from nlp.topics.keywords import make_label
 from nlp.topics.stable_ids import match_topic_ids
 
-OUTLIER = -1
 FORMAT_VERSION = 1
 META_FILE = "topics.json"
 TENSOR_FILE = "topics.safetensors"
@@ -29,22 +29,6 @@ class Topic:
     label: str
     keywords: list[str]
     size: int
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norms == 0, 1.0, norms)
-
-
-def _check_embeddings(embeddings, n: int | None = None) -> np.ndarray:
-    embeddings = np.asarray(embeddings, dtype=np.float32)
-    if embeddings.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-D array, got shape {embeddings.shape}")
-    if n is not None and len(embeddings) != n:
-        raise ValueError(f"{n} texts but {len(embeddings)} embeddings")
-    if not np.isfinite(embeddings).all():
-        raise ValueError("embeddings contain NaN or infinite values")
-    return embeddings
 
 
 def _reducer(config: TopicModelConfig, n_docs: int):
@@ -99,7 +83,7 @@ class TopicModel:
     ) -> TopicModel:
         """``encoder`` (anything with ``encode``) enables KeyBERT-style labels and cross-language dedup."""
         texts = [t if isinstance(t, str) else "" for t in texts]
-        embeddings = _check_embeddings(embeddings, len(texts))
+        embeddings = check_embeddings(embeddings, n=len(texts))
         config = self.config
         minimum = max(config.min_topic_size, config.n_topics or 2) * 2
         if len(texts) < minimum:
@@ -138,11 +122,11 @@ class TopicModel:
             min_topic_size=config.min_topic_size,
             nr_topics=config.n_topics if config.clustering == "hdbscan" else None,
         )
-        unit = _unit(embeddings)
+        unit = unit_rows(embeddings)
         self.center_ = unit.mean(axis=0).astype(np.float32)
         # E5 vectors share one large common direction; without removing it UMAP + HDBSCAN
         # split the telco verbatims into just "praise" and "complaint" (2 topics instead of 38).
-        centred = _unit(unit - self.center_)
+        centred = unit_rows(unit - self.center_)
         topics, _ = bertopic.fit_transform(texts, centred)
         topics = np.asarray(topics)
         self.outlier_share_before_ = float(np.mean(topics == OUTLIER))
@@ -223,17 +207,14 @@ class TopicModel:
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """(n, n_topics) softmax over centred cosine to each topic centroid; columns follow ``topics_``."""
         self._check_fitted()
-        embeddings = _check_embeddings(embeddings)
+        embeddings = check_embeddings(embeddings)
         if embeddings.shape[1] != self.centroids_.shape[1]:
             raise ValueError(
                 f"embeddings have {embeddings.shape[1]} dimensions; the topic model was fitted on "
                 f"{self.centroids_.shape[1]} (a different encoder?)"
             )
-        sims = _unit(_unit(embeddings) - self.center_) @ _unit(self.centroids_ - self.center_).T
-        logits = sims / self.config.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        weights = np.exp(logits)
-        return weights / weights.sum(axis=1, keepdims=True)
+        sims = unit_rows(unit_rows(embeddings) - self.center_) @ unit_rows(self.centroids_ - self.center_).T
+        return softmax_rows(sims / self.config.temperature)
 
     def transform(self, embeddings: np.ndarray) -> tuple[list[int], np.ndarray]:
         """Best stable topic id per row and its probability."""

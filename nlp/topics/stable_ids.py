@@ -10,10 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms == 0, 1.0, norms)
+from nlp.arrays import unit_rows
 
 
 def centroid_similarity(previous: np.ndarray, current: np.ndarray, center: np.ndarray | None = None) -> np.ndarray:
@@ -24,7 +21,7 @@ def centroid_similarity(previous: np.ndarray, current: np.ndarray, center: np.nd
         raise ValueError(f"centroid shapes do not match: {previous.shape} vs {current.shape}")
     if center is not None:
         previous, current = previous - center, current - center
-    return _unit(previous) @ _unit(current).T
+    return unit_rows(previous) @ unit_rows(current).T
 
 
 def match_topic_ids(

@@ -13,10 +13,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from nlp.topics.config import OUTLIER
+
 Period = Literal["day", "week", "month"]
 PERIOD_FREQ = {"day": "D", "week": "W-SUN", "month": "M"}
 REQUIRED = ("timestamp", "topic_id", "topic_label")
-OUTLIER = -1
 
 
 def _segments(by: str | Sequence[str] | None) -> list[str]:
