@@ -23,7 +23,7 @@ from sqlalchemy.orm import sessionmaker
 from api.auth import RateLimiter
 from api.deps import no_nul_in_url
 from api.db.engine import make_engine, make_sessionmaker, migrate
-from api.errors import error_response, install_error_handlers
+from api.errors import ApiError, error_response, install_error_handlers
 from api.pii import PiiRedactor
 from api.routes import admin, cases, customers, feedback, health, metrics, outcomes
 from api.schemas.feedback import FeedbackItem
@@ -73,29 +73,23 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = error_response(413, "payload_too_large", f"request body over {self.max_bytes} bytes")
+        message = f"request body over {self.max_bytes} bytes"
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await too_large(scope, receive, send)
+            return await error_response(413, "payload_too_large", message)(scope, receive, send)
         seen = 0
 
         async def limited():
             nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+            received = await receive()
+            if received["type"] == "http.request":
+                seen += len(received.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
+                    # An HTTP error, so the body reader passes it on (any other exception became a 400).
+                    raise ApiError(413, "payload_too_large", message)
+            return received
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await too_large(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, limited, send)
 
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -183,8 +177,10 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         dependencies=[Depends(no_nul_in_url)],
     )
     install_error_handlers(app, settings.database_retry_after_s)
-    _instrument(app)
+    # Inside the instrumenting middleware: that one reads the body in a task group, which would wrap
+    # BodyLimit's 413 for a streamed body in an ExceptionGroup (FastAPI then answered 400).
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    _instrument(app)
     for module in (health, feedback, outcomes, customers, cases, metrics, admin):
         app.include_router(module.router)
     app.openapi = _openapi(app)

@@ -60,6 +60,22 @@ def test_size_and_rate_limits(limited_api):
     assert limited_api.call("GET", "/v1/topics", "agent").status_code == 200
 
 
+def test_chunked_bodies_over_the_limit_get_413_like_declared_ones(limited_api):
+    """A streamed body has no Content-Length: the limit is counted as it arrives (was a 400)."""
+    def chunks():
+        yield b'{"texts": ["'
+        for _ in range(8):
+            yield b"x" * 1000
+        yield b'"]}'
+
+    response = limited_api.call("POST", "/v1/analyze", "viewer", content=chunks(),
+                                headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+    small = limited_api.call("POST", "/v1/analyze", "viewer", content=iter([b'{"texts": ', b'["hej"]}']),
+                             headers={"Content-Type": "application/json"})
+    assert small.status_code == 200, small.text
+
+
 def test_health_readiness_and_prometheus_are_open(api):
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz").json()
