@@ -83,6 +83,17 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     mixes that share of the training churn rate into every probability, for a model whose training
     data was not the customers it scores (a cold-start model trained on the simulator): it keeps
     the ranking and never claims certainty (at most ``1 - shrink * (1 - rate)``).
+
+    Most users get one from :func:`churn.train_churn_model`, which picks the estimator and the
+    calibration on held-out cutoffs, and persist it with :func:`churn.save_model` / :func:`churn.load_model`.
+
+    Example:
+        >>> from churn import ChurnModel, REASON_IDS, simulate
+        >>> from churn.features import training_frame
+        >>> sim = simulate(600, seed=2)
+        >>> X, y, _ = training_frame(sim.tables, ["2024-06-01", "2024-09-01"], REASON_IDS)
+        >>> model = ChurnModel(estimator="logistic").fit(X, y, groups=X.index)
+        >>> model.predict_proba(X)[:, 1]   # calibrated churn probabilities within horizon_days
     """
 
     def __init__(self, estimator: Literal["gbm", "logistic"] = "gbm",

@@ -78,8 +78,21 @@ def train_churn_model(tables: ChurnTables, reason_ids: Sequence[str], *, cutoffs
                       random_state: int = 0) -> TrainResult:
     """Compare candidates on a time split, refit the chosen one on every cutoff, return it and its card.
 
-    ``columns`` restricts the features (e.g. :func:`churn.features.cold_start_columns`); ``shrink``
-    is :class:`churn.model.ChurnModel`'s.
+    Args:
+        tables: validated tables (:func:`churn.validate_tables`, :func:`churn.simulate`), text columns
+            filled by :func:`churn.annotate_tables` when the model should read text.
+        reason_ids: the NPS+ taxonomy the reason features are built for.
+        estimators, calibrations: the candidates compared on validation PR-AUC, then Brier score.
+        columns: restricts the features (e.g. :func:`churn.features.cold_start_columns`).
+        shrink: :class:`churn.model.ChurnModel`'s.
+
+    Returns:
+        The fitted model and its card (metrics, data, versions), ready for :func:`churn.save_model`.
+
+    Example:
+        >>> from churn import REASON_IDS, simulate, train_churn_model
+        >>> result = train_churn_model(simulate(800, seed=1).tables, REASON_IDS, estimators=["logistic"])
+        >>> result.card["metrics"]["pr_auc"]
     """
     observed_until = naive_utc(observed_until) if observed_until is not None else data_end(tables)
     if cutoffs is None:
