@@ -9,6 +9,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -71,22 +72,40 @@ def authorize(principal: Principal, roles: tuple[str, ...]) -> None:
 
 
 class RateLimiter:
-    """Token bucket per key: ``rate_per_minute`` sustained, ``burst`` at once."""
+    """Token bucket per key (an API key's id, a client address): ``rate_per_minute`` sustained,
+    ``burst`` at once. Buckets that refilled are forgotten, so many keys cannot grow it for long."""
 
-    def __init__(self, rate_per_minute: int, burst: int):
+    def __init__(self, rate_per_minute: int, burst: int, what: str = "this API key"):
         self.rate = rate_per_minute / 60.0
         self.burst = float(burst)
-        self._buckets: dict[int, tuple[float, float]] = {}
+        self.what = what
+        self._buckets: dict[Hashable, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        self._pruned_at = time.monotonic()
 
-    def check(self, key_id: int) -> None:
+    def check(self, key: Hashable, *, spend: bool = True) -> None:
+        """429 with Retry-After when ``key`` has no token left; else take one (``spend=False``: only look)."""
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key_id, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            tokens = self._tokens(key, now)
             if tokens < 1.0:
-                self._buckets[key_id] = (tokens, now)
+                self._buckets[key] = (tokens, now)
                 retry = max(1, int((1.0 - tokens) / self.rate + 0.999))
-                raise ApiError(429, "rate_limited", "rate limit exceeded for this API key",
+                raise ApiError(429, "rate_limited", f"rate limit exceeded for {self.what}",
                                headers={"Retry-After": str(retry)})
-            self._buckets[key_id] = (tokens - 1.0, now)
+            if spend:
+                self._buckets[key] = (tokens - 1.0, now)
+
+    def spend(self, key: Hashable) -> None:
+        """Take a token if one is left: counts a failure, so a later ``check`` refuses once they are spent."""
+        now = time.monotonic()
+        with self._lock:
+            self._buckets[key] = (max(0.0, self._tokens(key, now) - 1.0), now)
+
+    def _tokens(self, key: Hashable, now: float) -> float:
+        if now - self._pruned_at > self.burst / self.rate:
+            self._buckets = {k: (t, last) for k, (t, last) in self._buckets.items()
+                             if t + (now - last) * self.rate < self.burst}
+            self._pruned_at = now
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)

@@ -105,5 +105,6 @@ class Runtime:
     models: Models
     redactor: PiiRedactor
     limiter: RateLimiter
+    failed_auth: RateLimiter
     batcher: MicroBatcher
     versions: dict[str, str] = field(default_factory=dict)

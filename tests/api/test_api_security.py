@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from tests.api.conftest import serve
 from tests.api.test_api_feedback import survey
 
 ROUTES = [  # (method, path, roles allowed besides admin)
@@ -74,6 +75,20 @@ def test_chunked_bodies_over_the_limit_get_413_like_declared_ones(limited_api):
     small = limited_api.call("POST", "/v1/analyze", "viewer", content=iter([b'{"texts": ', b'["hej"]}']),
                              headers={"Content-Type": "application/json"})
     assert small.status_code == 200, small.text
+
+
+def test_wrong_keys_are_rate_limited_per_client_address(settings, database_url, models):
+    """Wrong keys were never limited (the limiter counts valid keys): keys could be tried at full speed."""
+    with serve(settings, database_url, models, api_failed_auth_per_minute=3) as api:
+        wrong = [api.call("GET", "/v1/topics", headers={"X-API-Key": f"cxm_guess-{k}"}) for k in range(4)]
+        assert [r.status_code for r in wrong] == [401, 401, 401, 429]
+        assert wrong[-1].json()["error"]["code"] == "rate_limited" and int(wrong[-1].headers["Retry-After"]) >= 1
+        # While the address's budget is spent, even a valid key from it waits: a guess that hits is no use.
+        assert api.call("GET", "/v1/topics", "viewer").status_code == 429
+        assert api.client.get("/healthz").status_code == 200
+    with serve(settings, database_url, models, api_failed_auth_per_minute=3) as api:
+        missing = [api.call("GET", "/v1/topics").status_code for _ in range(4)]
+        assert missing == [401] * 4 and api.call("GET", "/v1/topics", "viewer").status_code == 200
 
 
 def test_health_readiness_and_prometheus_are_open(api):
