@@ -1,8 +1,9 @@
 """The FastAPI application: ``create_app`` wires settings, database, models and routes.
 
 Models load once in ``lifespan`` (or are handed in, as the tests do to share them); the churn
-model is ``CXM_CHURN_MODEL``, else the latest one retraining activated, else the shipped one.
-Inference runs off the event loop; pending analyses are retried in the background.
+model is ``CXM_CHURN_MODEL``, else the latest one retraining activated (checked again
+periodically: a ``cxm worker`` trains and activates), else the shipped one. Inference runs off the
+event loop; pending analyses are retried by ``cxm worker``, never in a serving process.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from api.routes import admin, cases, customers, feedback, health, metrics, outco
 from api.schemas.feedback import FeedbackItem
 from api.schemas.outcomes import OutcomeItem
 from api.runtime import MicroBatcher, Models, Runtime
-from api.services.analysis import model_versions, retry_pending
-from api.services.retraining import churn_model_dir, fail_interrupted_runs
+from api.services.analysis import model_versions
+from api.services.retraining import churn_model_dir, serve_latest_model
 from api.settings import Settings, get_settings
 from churn.persistence import load_model
 
@@ -45,23 +46,19 @@ def load_models(settings: Settings, churn_dir: Path | None = None) -> Models:
     return Models(analyzer=build_analyzer(settings), churn_model=load_model(churn_dir or settings.churn_model))
 
 
-def _churn_dir_at_start(settings: Settings, sessions: sessionmaker) -> Path | None:
+def _churn_dir(settings: Settings, sessions: sessionmaker) -> Path | None:
     with sessions() as session:
-        if interrupted := fail_interrupted_runs(session):
-            log.warning("%d retraining run(s) were interrupted by a stop; recorded as failed", interrupted)
         return churn_model_dir(session, settings)
 
 
-async def _retry_loop(runtime: Runtime) -> None:
-    settings = runtime.settings
+async def _refresh_loop(runtime: Runtime) -> None:
+    """Serve the churn model a ``cxm worker`` activated, without a restart."""
     while True:
-        await asyncio.sleep(settings.analysis_retry_interval_s)
-
+        await asyncio.sleep(runtime.settings.model_refresh_interval_s)
         try:
-            await asyncio.to_thread(retry_pending, runtime.sessions, runtime.models.analyzer, runtime.versions,
-                                    settings.analysis_max_attempts)
+            await asyncio.to_thread(serve_latest_model, runtime)
         except Exception:
-            log.exception("retrying pending analyses failed; trying again later")
+            log.exception("checking for a newly activated churn model failed; trying again later")
 
 
 class BodyLimit:
@@ -142,7 +139,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         engine = make_engine(settings.database_url, settings)
         await asyncio.to_thread(migrate, engine)
         sessions = make_sessionmaker(engine)
-        churn_dir = await asyncio.to_thread(_churn_dir_at_start, settings, sessions)
+        churn_dir = await asyncio.to_thread(_churn_dir, settings, sessions)
         if models is None:
             loaded = await asyncio.to_thread(load_models, settings, churn_dir)
         elif churn_dir is not None:  # handed-in models are the defaults; a pinned or activated model wins
@@ -153,21 +150,19 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
             settings=settings, engine=engine, sessions=sessions, models=loaded,
             redactor=PiiRedactor(settings.pii_redact),
             limiter=RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst),
-            failed_auth=RateLimiter(settings.api_failed_auth_per_minute, settings.api_failed_auth_per_minute,
-                                    "this client address after failed API keys"),
             batcher=MicroBatcher(loaded.analyzer, settings.analyze_batch_wait_ms / 1000, settings.analyze_max_batch,
                                  settings.analyze_max_queue, settings.analyze_timeout_s),
-            versions=model_versions(settings, loaded.analyzer),
+            versions=model_versions(settings, loaded.analyzer), churn_dir=churn_dir,
         )
         runtime.batcher.start()
         app.state.runtime = runtime
-        retrying = (asyncio.create_task(_retry_loop(runtime)) if settings.analysis_retry_interval_s > 0 else None)
+        refreshing = asyncio.create_task(_refresh_loop(runtime)) if settings.model_refresh_interval_s > 0 else None
         try:
             yield
         finally:
-            if retrying is not None:
-                retrying.cancel()
-                await asyncio.gather(retrying, return_exceptions=True)
+            if refreshing is not None:
+                refreshing.cancel()
+                await asyncio.gather(refreshing, return_exceptions=True)
             await runtime.batcher.stop()
             engine.dispose()
 

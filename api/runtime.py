@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
@@ -105,6 +106,7 @@ class Runtime:
     models: Models
     redactor: PiiRedactor
     limiter: RateLimiter
-    failed_auth: RateLimiter
     batcher: MicroBatcher
     versions: dict[str, str] = field(default_factory=dict)
+    churn_dir: Path | None = None
+    """Where the churn model in service was loaded from (None: the one shipped with cxm)."""

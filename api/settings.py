@@ -105,9 +105,6 @@ class Settings(BaseSettings):
         1200, ge=1, description="Sustained requests per API key per minute; beyond it 429."
     )
     api_rate_limit_burst: int = Field(120, ge=1, description="Requests a key may send at once.")
-    api_failed_auth_per_minute: int = Field(
-        20, ge=1, description="Wrong API keys a client address may send per minute (as a burst too); beyond "
-        "it every request from that address gets 429 until the budget refills.")
     min_group_size: int = Field(
         5, ge=1, le=1000,
         description="Metrics grouped `by` a segment show a segment only with at least this many distinct "
@@ -126,8 +123,18 @@ class Settings(BaseSettings):
     analyze_on_ingest: bool = Field(True, description="Analyse stored feedback within the request.")
     analysis_max_attempts: int = Field(5, ge=1, description="Attempts before a row is marked failed.")
     analysis_retry_interval_s: float = Field(
-        30.0, ge=0, description="Background retry of pending analyses this often (0: off)."
+        30.0, ge=0, description="`cxm worker` retries pending analyses this often (0: off)."
     )
+    worker_poll_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="`cxm worker` looks for queued retraining runs this often.")
+    worker_lease_s: float = Field(
+        120.0, gt=0, le=86_400,
+        description="A running run whose worker sent no heartbeat for this long is recorded failed (its worker "
+        "died); the worker beats every quarter of it.")
+    model_refresh_interval_s: float = Field(
+        30.0, ge=0, le=86_400,
+        description="API processes load a churn model retraining activated within this long (0: only at start "
+        "and on flag).")
     pii_redact: list[Literal["email", "phone", "card", "personnummer", "pesel"]] = Field(
         ["email", "phone", "card", "personnummer", "pesel"],
         description="Personal data replaced by a placeholder before storage or analysis.",

@@ -184,7 +184,7 @@ def retrain_churn(
 ) -> None:
     """Retrain on the service's database (feedback, analyses, outcomes) and activate the model if not worse."""
     from api.cli.serve import _sessions
-    from api.services.retraining import RetrainInProgress, churn_model_dir, retrain
+    from api.services.retraining import RetrainInProgress, RunLost, churn_model_dir, retrain
 
     settings = get_settings()
     sessions = _sessions()
@@ -192,14 +192,14 @@ def retrain_churn(
         current = _load(churn_model_dir(session, settings))
     try:
         run = retrain(sessions, settings, current, "cxm churn retrain", force=force).run
-    except RetrainInProgress as exc:
+    except (RetrainInProgress, RunLost) as exc:
         raise _fail(str(exc)) from exc
     if run.status == "failed":
         raise _fail(f"run {run.id} failed: {run.error}")
     metrics, baseline = run.metrics, run.baseline
     compared = (f"in service {baseline['model_version']}: PR-AUC {baseline['metrics']['pr_auc']:.3f}"
                 if baseline["comparable"] else baseline["reason"])
-    verdict = (f"activated (a running service loads it at its next start) -> {run.path}" if run.activated
+    verdict = (f"activated (running services load it within CXM_MODEL_REFRESH_INTERVAL_S) -> {run.path}" if run.activated
                else f"not activated: {run.error}")
     typer.echo(f"run {run.id} {run.status}: {run.model_version}, validation ROC-AUC {metrics['roc_auc']:.3f}, "
                f"PR-AUC {metrics['pr_auc']:.3f} ({compared}); {verdict}", err=True)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -26,7 +27,7 @@ FEEDBACK_STATUSES = ("pending", "analysed", "failed")
 CASE_STATUSES = ("open", "acknowledged", "contacted", "resolved", "dismissed")
 OPEN_CASE_STATUSES = ("open", "acknowledged", "contacted")
 ROLES = ("viewer", "agent", "ingest", "admin")
-RUN_STATUSES = ("running", "succeeded", "rejected", "failed")
+RUN_STATUSES = ("queued", "running", "succeeded", "rejected", "failed")
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -199,17 +200,21 @@ class ApiKey(Base):
 
 
 class ModelRun(Base):
-    """One retraining run; ``activated`` marks the runs whose model was put into service."""
+    """One retraining run; ``activated`` marks the runs whose model was put into service.
+
+    The API queues a run; a ``cxm worker`` claims it (``claimed_by``) and keeps ``heartbeat_at``
+    fresh while it trains, so a run whose worker died is told apart from one still training.
+    """
 
     __tablename__ = "model_runs"
     __table_args__ = (
-        # One run at a time per kind, across processes, enforced by the database itself.
+        # One queued or running run at a time per kind, across processes, enforced by the database itself.
         Index(
-            "uq_model_runs_one_running",
+            "uq_model_runs_one_active",
             "kind",
             unique=True,
-            sqlite_where=text("status = 'running'"),
-            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text("status IN ('queued', 'running')"),
         ),
     )
 
@@ -225,3 +230,6 @@ class ModelRun(Base):
     baseline: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     activated: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+    force: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column()

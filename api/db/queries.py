@@ -363,8 +363,31 @@ def get_model_run(session: Session, run_id: int) -> ModelRun | None:
     return session.get(ModelRun, run_id)
 
 
-def running_model_run(session: Session, kind: str) -> ModelRun | None:
-    return session.scalar(select(ModelRun).where(ModelRun.kind == kind, ModelRun.status == "running"))
+def active_model_run(session: Session, kind: str) -> ModelRun | None:
+    """The queued or running run of ``kind`` (at most one: a unique index)."""
+    return session.scalar(select(ModelRun).where(ModelRun.kind == kind, ModelRun.status.in_(("queued", "running"))))
+
+
+def claim_model_run(session: Session, kind: str, worker: str, now: datetime) -> ModelRun | None:
+    """The queued run of ``kind``, now ``running`` for ``worker``; None when there is none or another took it.
+
+    FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite has no row locks and ignores it); the compare-and-set
+    UPDATE then makes the claim safe on both.
+    """
+    queued = session.scalar(select(ModelRun.id).where(ModelRun.kind == kind, ModelRun.status == "queued")
+                            .order_by(ModelRun.id).limit(1).with_for_update(skip_locked=True))
+    if queued is None:
+        return None
+    claimed = session.execute(update(ModelRun).where(ModelRun.id == queued, ModelRun.status == "queued")
+                              .values(status="running", claimed_by=worker, started_at=now, heartbeat_at=now))
+    return session.get(ModelRun, queued, populate_existing=True) if claimed.rowcount == 1 else None
+
+
+def update_claimed_model_run(session: Session, run_id: int, worker: str, **values) -> bool:
+    """Write ``values`` only while ``worker`` still holds the running run (a heartbeat, the outcome)."""
+    result = session.execute(update(ModelRun).where(
+        ModelRun.id == run_id, ModelRun.claimed_by == worker, ModelRun.status == "running").values(**values))
+    return result.rowcount == 1
 
 
 def list_model_runs(session: Session, limit: int, offset: int) -> tuple[list[ModelRun], int]:
@@ -381,8 +404,12 @@ def activated_model_runs(session: Session, kind: str) -> list[ModelRun]:
     ))
 
 
-def fail_running_model_runs(session: Session, error: str, at: datetime) -> int:
+def fail_stale_model_runs(session: Session, stale_before: datetime, error: str, at: datetime) -> int:
+    """Running runs without a heartbeat since ``stale_before``: their worker is gone, record them failed."""
     result = session.execute(
-        update(ModelRun).where(ModelRun.status == "running").values(status="failed", error=error, finished_at=at)
+        update(ModelRun)
+        .where(ModelRun.status == "running",
+               (ModelRun.heartbeat_at.is_(None)) | (ModelRun.heartbeat_at < stale_before))
+        .values(status="failed", error=error, finished_at=at)
     )
     return result.rowcount or 0

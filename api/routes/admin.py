@@ -24,7 +24,7 @@ from api.schemas.admin import (
 )
 from api.schemas.common import ERROR_RESPONSES, ErrorResponse
 from api.services.analysis import retry_pending
-from api.services.retraining import RetrainInProgress, start_retraining
+from api.services.retraining import RetrainInProgress, queue_run, serve_latest_model
 from api.services.risk import flag
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
@@ -61,6 +61,7 @@ async def flag_customers(runtime: RuntimeDep, principal: Admin, rescore_all: boo
                          as_of: datetime | None = None) -> FlagResult:
     """Features as of ``as_of`` (default: the latest stored event); at most CXM_CASES_PER_DAY new cases a day."""
     def run():
+        serve_latest_model(runtime)  # a worker may have activated a model since the last periodic check
         with runtime.sessions() as session:
             return flag(session, runtime.models.churn_model, runtime.settings.risk_threshold,
                         actor=principal.name, rescore_all=rescore_all, as_of=as_of,
@@ -72,14 +73,14 @@ async def flag_customers(runtime: RuntimeDep, principal: Admin, rescore_all: boo
 
 
 @router.post("/retrain", response_model=ModelRunPublic, status_code=202,
-             responses={409: {"model": ErrorResponse, "description": "A retraining run is still running"}},
-             summary="Retrain the churn model on the stored feedback and outcomes (in the background)")
-async def retrain(runtime: RuntimeDep, principal: Admin, force: bool = False) -> ModelRunPublic:
-    """The run trains off the event loop; poll ``GET /v1/admin/runs/{id}``. Its model replaces the one
-    in service when its validation PR-AUC is not worse by more than CXM_RETRAIN_MIN_PR_AUC_GAIN, or
-    when ``force``."""
+             responses={409: {"model": ErrorResponse, "description": "A retraining run is queued or running"}},
+             summary="Queue a retraining of the churn model on the stored feedback and outcomes")
+def retrain(session: SessionDep, runtime: RuntimeDep, principal: Admin, force: bool = False) -> ModelRunPublic:
+    """A ``cxm worker`` trains the queued run; poll ``GET /v1/admin/runs/{id}``. Its model replaces the
+    one in service (in every API process, within CXM_MODEL_REFRESH_INTERVAL_S) when its validation
+    PR-AUC is not worse by more than CXM_RETRAIN_MIN_PR_AUC_GAIN, or when ``force``."""
     try:
-        run = await run_in_threadpool(start_retraining, runtime, principal.name, force=force)
+        run = queue_run(session, runtime.settings, principal.name, force=force)
     except RetrainInProgress as exc:
         raise ApiError(409, "retrain_in_progress", str(exc), {"run_id": exc.run_id}) from exc
     return ModelRunPublic.model_validate(run, from_attributes=True)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from api.schemas.common import InModel, Page
 
 Role = Literal["viewer", "agent", "ingest", "admin"]
-RunStatus = Literal["running", "succeeded", "rejected", "failed"]
+RunStatus = Literal["queued", "running", "succeeded", "rejected", "failed"]
 
 
 class ApiKeyCreate(InModel):
@@ -64,13 +64,14 @@ class RetryResult(BaseModel):
 
 
 class ModelRunPublic(BaseModel):
-    """A retraining run: ``succeeded`` activated its model, ``rejected`` kept the current one."""
+    """A retraining run: ``queued`` until a ``cxm worker`` claims it, ``succeeded`` activated its model,
+    ``rejected`` kept the current one."""
 
     id: int
     kind: Literal["churn"]
     status: RunStatus
     requested_by: str
-    started_at: datetime
+    started_at: datetime = Field(description="When a worker started training it (until then: when it was queued).")
     finished_at: datetime | None
     model_version: str | None
     path: str | None = Field(description="Where the trained model and its card were saved.")
@@ -80,6 +81,10 @@ class ModelRunPublic(BaseModel):
         "`drift`: features of today's customers far from its training data (PSI >= 0.25, largest first).")
     activated: bool
     error: str | None = Field(description="Why the run failed, or why its model was not activated.")
+    force: bool
+    claimed_by: str | None = Field(description="The worker (host:pid:nonce) that trains or trained it.")
+    heartbeat_at: datetime | None = Field(
+        description="Its worker's latest sign of life; a running run silent for CXM_WORKER_LEASE_S is failed.")
 
 
 ModelRunPage = Page[ModelRunPublic]

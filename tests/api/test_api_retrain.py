@@ -1,4 +1,5 @@
-"""Churn outcomes (POST /v1/outcomes) and retraining the churn model (POST /v1/admin/retrain).
+"""Churn outcomes (POST /v1/outcomes) and retraining the churn model (POST /v1/admin/retrain, trained
+by `cxm worker` on a lease).
 
 Retraining learns from everything in its database, so these tests use databases of their own
 (of both kinds); the simulated history is posted through the API like a client would.
@@ -7,6 +8,8 @@ Retraining learns from everything in its database, so these tests use databases 
 from __future__ import annotations
 
 import math
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from api.services.retraining import start_run
+from api.services.retraining import Lease, RunLost, claim_run, finish_run, queue_run, start_run, worker_name
 from api.services.risk import model_version
 from api.settings import get_settings
 from churn.persistence import default_model_dir, load_model
@@ -77,10 +80,12 @@ def post(api, path: str, items: list[dict], role: str = "ingest", batch: int = 5
 
 
 def retrain(api, **params) -> dict:
-    started = api.call("POST", "/v1/admin/retrain", "admin", params=params)
-    assert started.status_code == 202, started.text
-    assert started.json()["status"] == "running" and started.json()["activated"] is False
-    return finished(api, started.json()["id"])
+    """Queue a run through the API; a worker trains it."""
+    queued = api.call("POST", "/v1/admin/retrain", "admin", params=params)
+    assert queued.status_code == 202, queued.text
+    assert queued.json()["status"] == "queued" and queued.json()["activated"] is False
+    assert queued.json()["claimed_by"] is None
+    return finished(api, queued.json()["id"])
 
 
 def flag_version(api) -> str:
@@ -117,9 +122,14 @@ def history(settings, new_database, models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def activated(settings, history, models) -> dict:
     """A run that retrained on the history and was activated (any validation PR-AUC is good enough)."""
-    with serve(settings, history.url, models, model_dir=history.model_dir, retrain_min_pr_auc_gain=-1.0) as api:
+    with serve(settings, history.url, models, model_dir=history.model_dir, retrain_min_pr_auc_gain=-1.0,
+               model_refresh_interval_s=0.2) as api:
         assert flag_version(api) == SHIPPED
         run = retrain(api)
+        deadline = time.monotonic() + 10  # the API process picks the worker's model up on its own
+        while model_version(api.app.state.runtime.models.churn_model) != run["model_version"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         run["flag_version"] = flag_version(api)
     return run
 
@@ -182,19 +192,75 @@ def test_too_little_history_fails_the_run_with_the_reason(settings, small, model
         assert flag_version(api) == SHIPPED
 
 
-def test_one_run_at_a_time_and_a_crashed_run_is_failed_at_start_up(settings, small, models):
+def test_one_run_at_a_time_a_restart_spares_a_live_run_and_a_silent_one_is_failed(settings, small, models):
     with serve(settings, small.url, models, model_dir=small.model_dir) as api:
-        with api.app.state.runtime.sessions() as session:  # as if another request were training now
-            running = start_run(session, "another admin")
+        runtime = api.app.state.runtime
+        with runtime.sessions() as session:  # as if another worker were training now
+            running = start_run(session, runtime.settings, "another admin", "another-worker")
         refused = api.call("POST", "/v1/admin/retrain", "admin")
         assert refused.status_code == 409, refused.text
         error = refused.json()["error"]
         assert error["code"] == "retrain_in_progress" and error["details"] == {"run_id": running.id}
-        assert api.call("GET", f"/v1/admin/runs/{running.id}", "admin").json()["status"] == "running"
-    with serve(settings, small.url, models, model_dir=small.model_dir) as api:  # a restart
+    with serve(settings, small.url, models, model_dir=small.model_dir) as api:  # a restart: the run is not its own
         run = api.call("GET", f"/v1/admin/runs/{running.id}", "admin").json()
-        assert run["status"] == "failed" and "interrupted" in run["error"] and run["finished_at"]
-        assert finished(api, api.call("POST", "/v1/admin/retrain", "admin").json()["id"])["status"] == "failed"
+        assert run["status"] == "running" and run["claimed_by"] == "another-worker" and run["heartbeat_at"]
+        assert api.call("POST", "/v1/admin/retrain", "admin").status_code == 409
+    time.sleep(0.3)
+    with serve(settings, small.url, models, model_dir=small.model_dir, worker_lease_s=0.2) as api:
+        queued = api.call("POST", "/v1/admin/retrain", "admin")  # the silent run no longer blocks
+        assert queued.status_code == 202, queued.text
+        run = api.call("GET", f"/v1/admin/runs/{running.id}", "admin").json()
+        assert run["status"] == "failed" and "no heartbeat" in run["error"] and run["finished_at"]
+        assert finished(api, queued.json()["id"])["status"] == "failed"
+
+
+def test_a_heartbeat_keeps_a_run_alive_and_a_worker_that_lost_its_lease_cannot_write(settings, small, models):
+    with serve(settings, small.url, models, worker_lease_s=0.4) as api:
+        runtime = api.app.state.runtime
+        sessions, lease = runtime.sessions, runtime.settings
+        with sessions() as session:
+            run = queue_run(session, lease, "admin")
+        claims = [None] * 4
+
+        def claim(k: int) -> None:
+            claims[k] = claim_run(sessions, lease, f"worker-{k}")
+
+        threads = [threading.Thread(target=claim, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        holders = [k for k, claimed in enumerate(claims) if claimed is not None]
+        assert len(holders) == 1 and claims[holders[0]].id == run.id and claims[holders[0]].status == "running"
+        worker = f"worker-{holders[0]}"
+        with Lease(sessions, run.id, worker, lease.worker_lease_s):
+            time.sleep(1.2)  # three times the lease: alive while it beats
+            assert api.call("POST", "/v1/admin/retrain", "admin").status_code == 409
+        time.sleep(0.6)  # its worker went silent: the next request fails the run and queues a new one
+        queued = api.call("POST", "/v1/admin/retrain", "admin")
+        assert queued.status_code == 202, queued.text
+        with pytest.raises(RunLost):
+            finish_run(sessions, run.id, worker, 0.0, status="succeeded", error=None, activated=True)
+        lost = api.call("GET", f"/v1/admin/runs/{run.id}", "admin").json()
+        assert lost["status"] == "failed" and not lost["activated"] and "no heartbeat" in lost["error"]
+        assert finished(api, queued.json()["id"])["status"] == "failed"  # too little history
+        assert claim_run(sessions, lease, worker_name()) is None
+
+
+def test_cxm_worker_once_trains_what_the_api_queued(settings, small, models, monkeypatch):
+    with serve(settings, small.url, models, model_dir=small.model_dir) as api:
+        queued = api.call("POST", "/v1/admin/retrain", "admin").json()
+        monkeypatch.setenv("CXM_DATABASE_URL", small.url)
+        monkeypatch.setenv("CXM_MODEL_DIR", str(small.model_dir))
+        get_settings.cache_clear()
+        try:
+            result = CliRunner().invoke(cli, ["worker", "--once"])
+        finally:
+            get_settings.cache_clear()
+        assert result.exit_code == 0, result.output
+        assert f"run {queued['id']} failed" in result.output and "analysed 0 pending" in result.output
+        run = api.call("GET", f"/v1/admin/runs/{queued['id']}", "admin").json()
+        assert run["status"] == "failed" and "too short" in run["error"] and run["claimed_by"]
 
 
 def test_retraining_is_for_admins(settings, small, models):
