@@ -106,6 +106,7 @@ class Runtime:
     models: Models
     redactor: PiiRedactor
     limiter: RateLimiter
+    failed_auth: RateLimiter
     batcher: MicroBatcher
     versions: dict[str, str] = field(default_factory=dict)
     churn_dir: Path | None = None

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
         1200, ge=1, description="Sustained requests per API key per minute; beyond it 429."
     )
     api_rate_limit_burst: int = Field(120, ge=1, description="Requests a key may send at once.")
+    api_failed_auth_per_minute: int = Field(
+        20, ge=1, description="Wrong API keys a client address may send per minute (as a burst too); beyond "
+        "it every request from that address gets 429 until the budget refills.")
     min_group_size: int = Field(
         5, ge=1, le=1000,
         description="Metrics grouped `by` a segment show a segment only with at least this many distinct "
