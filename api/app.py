@@ -14,15 +14,17 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import sessionmaker
 
-from api.auth import RateLimiter
-from api.deps import no_nul_in_url
+from api.auth import Principal, RateLimiter
+from api.deps import caller, no_nul_in_url
 from api.db.engine import make_engine, make_sessionmaker, migrate
 from api.errors import ApiError, error_response, install_error_handlers
 from api.pii import PiiRedactor
@@ -130,6 +132,14 @@ def _openapi(app: FastAPI):
     return build
 
 
+def _keyed_spec(app: FastAPI) -> None:
+    """/openapi.json for callers with a key of any role; the docs pages are not served."""
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def spec(_: Annotated[Principal, Depends(caller)]) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+
 def create_app(settings: Settings | None = None, *, models: Models | None = None) -> FastAPI:
     """The app; ``models`` (already loaded) skips loading them in ``lifespan``."""
     settings = settings or get_settings()
@@ -168,12 +178,16 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
             await runtime.batcher.stop()
             engine.dispose()
 
+    docs = settings.api_docs_open
     app = FastAPI(
         title="cxm",
         version="1",
         summary="Feedback mining, churn risk and the triage queue for CX teams (en/sv/pl), offline.",
         lifespan=lifespan,
         dependencies=[Depends(no_nul_in_url)],
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     install_error_handlers(app, settings.database_retry_after_s)
     # Inside the instrumenting middleware: that one reads the body in a task group, which would wrap
@@ -183,4 +197,6 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
     for module in (health, feedback, outcomes, customers, cases, metrics, admin):
         app.include_router(module.router)
     app.openapi = _openapi(app)
+    if not docs:
+        _keyed_spec(app)
     return app

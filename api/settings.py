@@ -99,6 +99,9 @@ class Settings(BaseSettings):
         5, ge=1, le=3600, description="Retry-After of a 503 database_unavailable answer.")
 
     # Service (API, database, triage queue)
+    api_docs_open: bool = Field(
+        False, description="Serve /docs, /redoc and /openapi.json to anyone (development); off: /openapi.json "
+        "needs an API key of any role and the docs pages are not served.")
     api_max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
     api_max_batch: int = Field(500, ge=1, le=10_000, description="Most feedback items in one POST.")
     api_rate_limit_per_minute: int = Field(

@@ -91,6 +91,19 @@ def test_wrong_keys_are_rate_limited_per_client_address(settings, database_url, 
         assert missing == [401] * 4 and api.call("GET", "/v1/topics", "viewer").status_code == 200
 
 
+def test_the_api_description_needs_a_key_unless_docs_are_opened(api, settings, database_url, models):
+    """/docs and /openapi.json were open to anyone although only health and metrics should be."""
+    for path in ("/docs", "/redoc"):
+        assert api.client.get(path).status_code == 404
+    assert api.client.get("/openapi.json").status_code == 401
+    spec = api.call("GET", "/openapi.json", "viewer")
+    assert spec.status_code == 200 and "/v1/feedback" in spec.json()["paths"]
+    assert "/openapi.json" not in spec.json()["paths"]
+    with serve(settings, database_url, models, api_docs_open=True) as opened:
+        assert opened.client.get("/docs").status_code == 200
+        assert "/v1/feedback" in opened.client.get("/openapi.json").json()["paths"]
+
+
 def test_health_readiness_and_prometheus_are_open(api):
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz").json()
@@ -133,8 +146,8 @@ def test_openapi_fuzz_never_500(api):
     Revoking keys is left out: the fuzzer would revoke the keys the other tests use. Derandomised so
     CI is reproducible; raise max_examples locally for a deeper hunt.
     """
-    schema = schemathesis.openapi.from_asgi("/openapi.json", api.app).exclude(method="DELETE")
     headers = {"X-API-Key": api.keys["admin"]}
+    schema = schemathesis.openapi.from_asgi("/openapi.json", api.app, headers=headers).exclude(method="DELETE")
     checked = 0
     for result in schema.get_all_operations():
         operation = result.ok()
