@@ -11,7 +11,10 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
+
+import psycopg
 
 
 def _bin_dir() -> Path:
@@ -76,6 +79,13 @@ class ThrowawayPostgres:
                 os.kill(victim, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def create_database(self) -> str:
+        """A new empty database in this cluster; its SQLAlchemy URL."""
+        name = f"cxm_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def running(self) -> bool:
         return subprocess.run([*self._as, str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],

@@ -6,15 +6,21 @@ killed and started again; the API runs in-process or as a real ``cxm serve`` sub
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from api.app import create_app
+from api.auth import create_api_key
+from api.db.engine import make_engine, make_sessionmaker
+from api.db.models import Feedback
 from api.deps import get_analyzer
 from tests.api.conftest import Api, make_settings, serve
+from tests.api_process import ApiProcess, RetryingClient
 from tests.throwaway_postgres import ThrowawayPostgres
 
 
@@ -94,3 +100,49 @@ def test_an_unhandled_error_is_a_json_500_and_is_counted_in_the_metrics(settings
         assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
         assert counted(api, "500") == before + 1
         assert 'route="/v1/analyze",status="500"' in client.get("/metrics").text
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_database_and_of_the_api_mid_ingest_stores_every_item_exactly_once(cluster, tmp_path):
+    """A client re-sending each batch until a 2xx, through a database crash and an API crash."""
+    url = cluster.create_database()
+    api = ApiProcess({"CXM_DATABASE_URL": url, "CXM_DATABASE_RETRY_AFTER_S": "1", "CXM_API_RATE_LIMIT_BURST": "100000",
+                      "CXM_API_RATE_LIMIT_PER_MINUTE": "1000000", "CXM_ANALYSIS_RETRY_INTERVAL_S": "0"},
+                     tmp_path / "api.log")
+    api.start()
+    try:
+        engine = make_engine(url)
+        with make_sessionmaker(engine)() as session:
+            key = create_api_key(session, "fault-client", "ingest")[1]
+            session.commit()
+        run = uuid.uuid4().hex[:8]
+        batches = [items(run, 20, 20 * k) for k in range(24)]
+        client = RetryingClient(api.base, key)
+        sender = threading.Thread(target=lambda: [client.send(batch) for batch in batches])
+        sender.start()
+
+        def after(batches_acknowledged: int) -> None:
+            while len(client.acknowledged) < 20 * batches_acknowledged:
+                assert sender.is_alive(), "the client stopped early"
+                time.sleep(0.05)
+
+        after(4)
+        cluster.kill()  # mid-ingest: the client's next batch is in flight or about to be
+        time.sleep(2)
+        cluster.start()
+        after(12)
+        api.kill()
+        api.start()
+        sender.join()
+        with engine.connect() as connection:
+            stored = connection.execute(select(func.count(), func.count(func.distinct(Feedback.external_id)))
+                                        .where(Feedback.external_id.like(f"{run}-%"))).one()
+        engine.dispose()
+    finally:
+        api.stop()
+    sent = {item["external_id"] for batch in batches for item in batch}
+    assert client.acknowledged == sent
+    assert tuple(stored) == (len(sent), len(sent))  # every item once: none lost, none twice
+    assert client.unavailable >= 1 and client.slowest_503_s < 3, (client.unavailable, client.slowest_503_s)
+    assert client.other_errors.get("ConnectError", 0) >= 1, client.other_errors  # the API was down meanwhile
+    assert set(client.other_errors) <= {"ConnectError", "ReadError", "RemoteProtocolError"}, client.other_errors
