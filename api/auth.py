@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.orm import Session
 
@@ -35,15 +35,21 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def create_api_key(session: Session, name: str, role: str) -> tuple[ApiKey, str]:
-    """Store a new key and return it with its secret (shown once, never stored)."""
+def create_api_key(session: Session, name: str, role: str,
+                   expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+    """Store a new key and return it with its secret (shown once, never stored); after
+    ``expires_at`` (None: never) the key is refused."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose from {ROLES}")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = queries.add_api_key(
-        session, ApiKey(name=name, role=role, key_hash=hash_key(secret), prefix=secret[:10])
-    )
+    key = queries.add_api_key(session, ApiKey(name=name, role=role, key_hash=hash_key(secret),
+                                              prefix=secret[:10], expires_at=expires_at))
     return key, secret
+
+
+def expiry_in_days(days: int | None) -> datetime | None:
+    """When a key made now for ``days`` days expires (None: never)."""
+    return None if days is None else datetime.now(timezone.utc) + timedelta(days=days)
 
 
 def revoke_api_key(session: Session, key_id: int) -> ApiKey | None:
@@ -61,6 +67,9 @@ def authenticate(session: Session, secret: str | None) -> Principal:
     if key is None or key.revoked_at is not None:
         raise ApiError(401, "unauthenticated", "unknown or revoked API key",
                        headers={"WWW-Authenticate": "ApiKey"})
+    if key.expires_at is not None and key.expires_at <= datetime.now(timezone.utc):
+        raise ApiError(401, "key_expired", f"this API key expired at {key.expires_at.isoformat()}; "
+                       "an admin can create a new one", headers={"WWW-Authenticate": "ApiKey"})
     return Principal(key.id, key.name, key.role)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import typer
 
 from api.cli.app import app
@@ -38,18 +40,21 @@ def db_upgrade() -> None:
 def keys_create(
     role: str = typer.Option(..., "--role", help="viewer, agent, ingest or admin."),
     name: str = typer.Option(None, "--name", help="Who holds the key (recorded in case audit trails)."),
+    expires_days: int = typer.Option(None, "--expires-days", min=1, max=3650,
+                                     help="The key stops working after this many days (default: never)."),
 ) -> None:
     """Print a new key once; only its hash is stored."""
-    from api.auth import create_api_key
+    from api.auth import create_api_key, expiry_in_days
     from api.db.models import ROLES
 
     if role not in ROLES:
         typer.echo(f"error: unknown role {role!r}; choose from {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
     with _sessions()() as session:
-        key, secret = create_api_key(session, name or role, role)
+        key, secret = create_api_key(session, name or role, role, expiry_in_days(expires_days))
         session.commit()
-    typer.echo(f"created key {key.id} ({key.role}, {key.name}); it is shown only now:", err=True)
+    until = f", expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""
+    typer.echo(f"created key {key.id} ({key.role}, {key.name}{until}); it is shown only now:", err=True)
     typer.echo(secret)
 
 
@@ -57,9 +62,11 @@ def keys_create(
 def keys_list() -> None:
     from api.db import queries
 
+    now = datetime.now(timezone.utc)
     with _sessions()() as session:
         for key in queries.list_api_keys(session):
-            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            state = (f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active" if not key.expires_at
+                     else f"{'expired' if key.expires_at <= now else 'active until'} {key.expires_at:%Y-%m-%d %H:%M} UTC")
             typer.echo(f"{key.id}\t{key.role}\t{key.name}\t{key.prefix}…\t{state}")
 
 

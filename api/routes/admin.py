@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import create_api_key, revoke_api_key
+from api.auth import create_api_key, expiry_in_days, revoke_api_key
 from api.db import queries
 from api.deps import Admin, AnalyzerDep, RuntimeDep, SessionDep
 from api.errors import ApiError
@@ -32,12 +32,12 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES
 
 def _public(key) -> ApiKeyPublic:
     return ApiKeyPublic(id=key.id, name=key.name, role=key.role, prefix=key.prefix,
-                        created_at=key.created_at, revoked_at=key.revoked_at)
+                        created_at=key.created_at, revoked_at=key.revoked_at, expires_at=key.expires_at)
 
 
 @router.post("/keys", response_model=ApiKeyCreated, status_code=201, summary="Create an API key (shown once)")
 def create_key(payload: ApiKeyCreate, session: SessionDep, _: Admin) -> ApiKeyCreated:
-    key, secret = create_api_key(session, payload.name, payload.role)
+    key, secret = create_api_key(session, payload.name, payload.role, expiry_in_days(payload.expires_days))
     session.commit()
     return ApiKeyCreated(**_public(key).model_dump(), key=secret)
 

@@ -18,6 +18,8 @@ class ApiKeyCreate(InModel):
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     role: Role
+    expires_days: int | None = Field(None, ge=1, le=3650, description="The key stops working after this many "
+                                     "days (401 key_expired); unset: it never expires.")
 
 
 class ApiKeyPublic(BaseModel):
@@ -27,6 +29,7 @@ class ApiKeyPublic(BaseModel):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
 
 
 class ApiKeyCreated(ApiKeyPublic):

@@ -33,6 +33,11 @@ def test_upgrade_create_key_flag_and_revoke(cli_env):
         assert authenticate(session, secret).role == "agent"
     listed = runner.invoke(app, ["keys", "list"])
     assert "lead-anna" in listed.stdout and secret not in listed.stdout
+    expiring = runner.invoke(app, ["keys", "create", "--role", "viewer", "--name", "temp-dash", "--expires-days", "30"])
+    assert expiring.exit_code == 0 and "expires" in expiring.output, expiring.output
+    (row,) = [line for line in runner.invoke(app, ["keys", "list"]).stdout.splitlines() if "temp-dash" in line]
+    assert "active until" in row
+    assert runner.invoke(app, ["keys", "create", "--role", "viewer", "--expires-days", "0"]).exit_code == 2
     flagged = runner.invoke(app, ["flag"])
     assert flagged.exit_code == 0 and "scored" in flagged.output, flagged.output
     key_id = next(line.split("\t")[0] for line in listed.stdout.splitlines() if "lead-anna" in line)

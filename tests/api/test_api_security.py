@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import schemathesis
@@ -10,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from api.auth import create_api_key
 from tests.api.conftest import serve
 from tests.api.test_api_feedback import survey
 
@@ -47,6 +50,25 @@ def test_keys_are_created_by_admins_and_revoked_keys_stop_working(api):
     assert api.call("DELETE", f"/v1/admin/keys/{key['id']}", "admin").status_code == 200
     assert api.client.get("/v1/topics", headers=headers).status_code == 401
     assert api.call("POST", "/v1/admin/keys", "agent", json={"name": "x", "role": "admin"}).status_code == 403
+
+
+def test_keys_may_expire_and_an_expired_key_gets_a_clear_401(api):
+    """Keys never expired: a leaked dashboard key worked for ever unless someone revoked it."""
+    week = api.call("POST", "/v1/admin/keys", "admin", json={"name": "temp", "role": "viewer", "expires_days": 7})
+    assert week.status_code == 201
+    expires = datetime.fromisoformat(week.json()["expires_at"])
+    assert timedelta(days=6, hours=23) < expires - datetime.now(timezone.utc) <= timedelta(days=7)
+    assert api.client.get("/v1/topics", headers={"X-API-Key": week.json()["key"]}).status_code == 200
+    with api.app.state.runtime.sessions() as session:
+        _, secret = create_api_key(session, "brief", "viewer", datetime.now(timezone.utc) + timedelta(seconds=1))
+        session.commit()
+    assert api.client.get("/v1/topics", headers={"X-API-Key": secret}).status_code == 200
+    time.sleep(1.1)
+    expired = api.client.get("/v1/topics", headers={"X-API-Key": secret})
+    assert expired.status_code == 401 and expired.json()["error"]["code"] == "key_expired"
+    assert "expired at" in expired.json()["error"]["message"]
+    never = api.call("POST", "/v1/admin/keys", "admin", json={"name": "forever", "role": "viewer"}).json()
+    assert never["expires_at"] is None
 
 
 def test_size_and_rate_limits(limited_api):
