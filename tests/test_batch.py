@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -190,6 +192,18 @@ def test_ray_engine_equals_local_engine(tmp_path, analyzer, settings):
         assert_close(g, e)
     assert remote.errors_path.read_text() == local.errors_path.read_text()
     assert json.loads(remote.errors_path.read_text())["row"] == 17
+
+
+def test_ray_workers_get_the_analyzer_config_not_the_service_settings(tmp_path, settings):
+    """Every actor once received all the settings, the database URL and its password included."""
+    from api.batch.ray_engine import actor_kwargs
+    from api.components import analyzer_config
+
+    secret = settings.model_copy(update={"database_url": "postgresql+psycopg://cxm:s3cret-pw@db.internal/cxm"})
+    kwargs = actor_kwargs(JobConfig(write_jsonl(tmp_path / "in.jsonl", rows(2)), tmp_path / "out.parquet"), secret)
+    shipped = pickle.dumps(kwargs)  # what Ray serialises for every worker
+    assert b"s3cret-pw" not in shipped and b"db.internal" not in shipped
+    assert kwargs["analyzer"] == replace(analyzer_config(secret), threads=1)
 
 
 def test_cli_exit_codes_and_summary(tmp_path):

@@ -1,18 +1,23 @@
 """The same job on Ray Data: the driver plans chunks, an actor pool scores them, the driver commits.
 
-Each actor builds the analyzer once; it re-reads its chunk's rows from the shared input path, so
-only small chunk descriptions travel to workers and encoded parts travel back.
+Each actor builds the analyzer once from the library's :class:`nlp.pipeline.AnalyzerConfig` (model
+paths and options, never the service's settings: no database URL reaches a worker); it re-reads
+its chunk's rows from the shared input path, so only small chunk descriptions travel to workers and
+encoded parts travel back.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from api.batch.job import ChunkResult, JobConfig, ProgressHook, Summary, WorkDir, drive, plan, score_chunk
 from api.batch.readers import BadRow, ChunkTask, read_chunk
+from api.components import analyzer_config
 from api.settings import Settings
+from nlp.pipeline import AnalyzerConfig
 
 
 class RayUnavailable(RuntimeError):
@@ -33,11 +38,10 @@ def _import_ray():
 class ChunkScorer:
     """A Ray actor: loads the models once, then scores one chunk description per call."""
 
-    def __init__(self, settings: dict[str, Any], text_column: str, max_chars: int, fmt: str):
-        from api.components import build_analyzer
+    def __init__(self, analyzer: AnalyzerConfig, text_column: str, max_chars: int, fmt: str):
+        from nlp.analyzer import FeedbackAnalyzer
 
-        # Each actor holds one CPU, so torch gets one thread unless the settings say otherwise.
-        self.analyzer = build_analyzer(Settings(**{**settings, "torch_threads": settings.get("torch_threads") or 1}))
+        self.analyzer = FeedbackAnalyzer.from_config(analyzer)
         self.text_column, self.max_chars, self.fmt = text_column, max_chars, fmt
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
@@ -53,6 +57,13 @@ class ChunkScorer:
             out["rows"].append(result.rows)
             out["weight"].append(result.weight)
         return out
+
+
+def actor_kwargs(config: JobConfig, settings: Settings) -> dict[str, Any]:
+    """What each :class:`ChunkScorer` is built from: the analyzer's config and the job's reading
+    options only. Each actor holds one CPU, so it gets one thread unless the settings say otherwise."""
+    return {"analyzer": replace(analyzer_config(settings), threads=settings.torch_threads or 1),
+            "text_column": config.text_column, "max_chars": config.max_chars, "fmt": config.format}
 
 
 def _results(batches) -> Iterator[ChunkResult]:
@@ -108,10 +119,7 @@ def run_ray(
         dataset = ray.data.from_items([{"task": json.dumps(t.to_dict())} for t in pending])
         scored = dataset.map_batches(
             ChunkScorer,
-            fn_constructor_kwargs={
-                "settings": settings.model_dump(mode="json"), "text_column": config.text_column,
-                "max_chars": config.max_chars, "fmt": config.format,
-            },
+            fn_constructor_kwargs=actor_kwargs(config, settings),
             batch_size=1,
             concurrency=size,
             num_cpus=1,
