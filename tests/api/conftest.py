@@ -72,10 +72,12 @@ def new_database(database_url, tmp_path_factory):
 
 
 def make_settings(settings, database_url: str, **overrides):
+    """Limits that many test files sharing one database and one client address would trip are off
+    (each limit has a test of its own, over its own app or database)."""
     return settings.model_copy(update={
         "database_url": database_url, "analysis_retry_interval_s": 0.0,
         "api_rate_limit_burst": 10_000, "api_rate_limit_per_minute": 100_000,
-        "api_failed_auth_per_minute": 10_000, **overrides})
+        "api_failed_auth_per_minute": 10_000, "cases_per_day": 0, **overrides})
 
 
 class Api:
