@@ -209,7 +209,12 @@ def nps_queue(data_dir: Path, analyzer, customers: int = 900) -> dict:
     answers = frame.assign(customer=[f"cust-{o:04d}" for o in owner])
     promoters = {c for c, g in answers.groupby("customer") if (g["NPS_SCORE"] >= 9).all() and not negative[c]}
     leaving_rows = set(pd.read_csv(LEAVING_LABELS)["row"])
-    leavers = sorted(set(answers.loc[answers["row"].isin(leaving_rows), "customer"]))
+    stated = answers[answers["row"].isin(leaving_rows)]
+    leavers = sorted(set(stated["customer"]))
+    # The model reads texts of the last window_days before as-of: an older statement no longer counts
+    # (a live deployment flags daily, so it was scored when it was written).
+    window = pd.Timedelta(days=load_model().window_days)
+    recent = sorted(set(stated.loc[stated["at"] >= pd.Timestamp(flagged["as_of"]) - window, "customer"]))
     reasons = [r for c in queue for r in c["risk"]["reasons"]]
     out = {
         "customers": len(queue), "answers": int(len(frame)), "threshold": flagged["threshold"],
@@ -221,13 +226,18 @@ def nps_queue(data_dir: Path, analyzer, customers: int = 900) -> dict:
         "reasons": len(reasons), "absence_reasons": sum(bool(ABSENCE.search(r)) for r in reasons),
         "stated_leaving_customers": len(leavers),
         "stated_leaving_median_percentile": round(float(np.median([percentile[c] for c in leavers])), 1),
-        "stated_leaving_with_case": len(set(leavers) & cased), "drift": flagged["drift"],
+        "stated_leaving_with_case": len(set(leavers) & cased),
+        "stated_leaving_in_window": len(recent),
+        "stated_leaving_in_window_median_percentile": round(float(np.median([percentile[c] for c in recent])), 1),
+        "stated_leaving_in_window_with_case": len(set(recent) & cased), "drift": flagged["drift"],
         "seconds": round(seconds, 1),
     }
     print(f"NPS queue: {out['with_case']} of {out['customers']} customers with a case ({out['flagged_share']:.1%}), "
           f"{out['saturated_p99']} at p >= 0.99, {out['promoters_with_case']} promoters with a case, "
           f"{out['absence_reasons']} absence reasons, stated leavers' median percentile "
-          f"{out['stated_leaving_median_percentile']} ({out['stated_leaving_with_case']} of {len(leavers)} with a case)")
+          f"{out['stated_leaving_median_percentile']} ({out['stated_leaving_with_case']} of {len(leavers)} with a case); "
+          f"of the {len(recent)} who said it within the model's window: median percentile "
+          f"{out['stated_leaving_in_window_median_percentile']}, {out['stated_leaving_in_window_with_case']} with a case")
     return out
 
 
