@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, func, select, text, update
+from sqlalchemy import String, and_, bindparam, cast, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -123,6 +123,26 @@ def customer_feedback(session: Session, customer_ids: Sequence[str]) -> list[Fee
             .order_by(Feedback.created_at.desc(), Feedback.id.desc())
         )
     )
+
+
+def customer_timeline(session: Session, customer_id: str, limit: int,
+                      before: tuple[datetime, int] | None = None) -> list[Feedback]:
+    """Up to ``limit`` feedback rows (with tickets) of one customer, newest first, older than the
+    ``(created_at, id)`` keyset ``before`` when given."""
+    query = select(Feedback).options(selectinload(Feedback.ticket)).where(Feedback.customer_id == customer_id)
+    if before is not None:
+        at, row_id = before
+        query = query.where(or_(Feedback.created_at < at, and_(Feedback.created_at == at, Feedback.id < row_id)))
+    return list(session.scalars(query.order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit)))
+
+
+def customer_scores(session: Session, customer_id: str) -> list[tuple[datetime, int | None, int | None, int | None]]:
+    """``(created_at, nps, csat, ces)`` of one customer's rows that carry a score, newest first."""
+    return [tuple(r) for r in session.execute(
+        select(Feedback.created_at, Feedback.nps, Feedback.csat, Feedback.ces)
+        .where(Feedback.customer_id == customer_id)
+        .where(or_(Feedback.nps.is_not(None), Feedback.csat.is_not(None), Feedback.ces.is_not(None)))
+        .order_by(Feedback.created_at.desc(), Feedback.id.desc()))]
 
 
 def all_feedback(session: Session) -> list[Feedback]:

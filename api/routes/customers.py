@@ -44,5 +44,11 @@ def at_risk(
 
 
 @router.get("/{customer_id}", response_model=CustomerProfile, summary="Unified profile across channels")
-def profile(customer_id: str, session: SessionDep, _: Agent) -> CustomerProfile:
-    return customers.profile(session, customer_id)
+def profile(
+    customer_id: str,
+    session: SessionDep,
+    _: Agent,
+    timeline_limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[str | None, Query(max_length=100, description="timeline_next of the previous page")] = None,
+) -> CustomerProfile:
+    return customers.profile(session, customer_id, timeline_limit=timeline_limit, before=before)

@@ -89,5 +89,7 @@ class CustomerProfile(BaseModel):
     segments: dict[str, Any]
     risk: RiskPublic | None
     cases: list[CaseSummary]
-    scores: list[ScorePoint]
-    timeline: list[TimelineEntry]
+    scores: list[ScorePoint] = Field(description="Every NPS/CSAT/CES answer, newest first.")
+    timeline: list[TimelineEntry] = Field(description="One page of feedback, newest first (timeline_limit).")
+    timeline_next: str | None = Field(
+        description="Cursor of the next, older page: pass it as `before`; null on the last page.")

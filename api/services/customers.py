@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.orm import Session
 
 from api.db import queries
@@ -72,17 +74,36 @@ def _entry(row: Feedback) -> TimelineEntry:
     )
 
 
-def profile(session: Session, customer_id: str) -> CustomerProfile:
+def _cursor(row: Feedback) -> str:
+    return f"{row.created_at.isoformat()}|{row.id}"
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, int]:
+    at, sep, row_id = cursor.rpartition("|")
+    try:
+        if not sep:
+            raise ValueError(cursor)
+        return datetime.fromisoformat(at), int(row_id)
+    except ValueError:
+        raise ApiError(422, "validation_error", f"before={cursor!r} is not a timeline cursor "
+                       "(pass the timeline_next of the previous page)") from None
+
+
+def profile(session: Session, customer_id: str, *, timeline_limit: int = 50, before: str | None = None) -> CustomerProfile:
+    """The profile with one page of the timeline, newest first; ``timeline_next`` fetches the older page."""
     customer = queries.get_customer(session, customer_id)
     if customer is None:
         raise ApiError(404, "not_found", f"no customer {customer_id!r}")
-    rows = queries.customer_feedback(session, [customer_id])
+    keyset = None if before is None else _parse_cursor(before)
+    rows = queries.customer_timeline(session, customer_id, timeline_limit + 1, keyset)
+    page, more = rows[:timeline_limit], len(rows) > timeline_limit
     return CustomerProfile(
         customer_id=customer.id,
         segments=customer.attributes,
         risk=_risk(queries.get_risk(session, customer_id)),
         cases=[_case(c) for c in queries.customer_cases(session, customer_id)],
-        scores=[ScorePoint(at=r.created_at, nps=r.nps, csat=r.csat, ces=r.ces)
-                for r in rows if (r.nps, r.csat, r.ces) != (None, None, None)],
-        timeline=[_entry(r) for r in rows],
+        scores=[ScorePoint(at=at, nps=nps, csat=csat, ces=ces)
+                for at, nps, csat, ces in queries.customer_scores(session, customer_id)],
+        timeline=[_entry(r) for r in page],
+        timeline_next=_cursor(page[-1]) if more else None,
     )

@@ -232,3 +232,25 @@ def test_concurrent_ingests_for_one_customer_keep_every_segment_key(api):
         assert sum(pool.map(send, range(threads))) == threads * rounds
     segments = api.call("GET", f"/v1/customers/{customer}", "agent").json()["segments"]
     assert set(segments) == {"first"} | {f"k{k}r{r}" for k in range(threads) for r in range(rounds)}
+
+
+def test_the_timeline_is_paged_newest_first_without_gaps_or_repeats(api):
+    customer = _id("c")
+    stamps = ["2026-03-01T10:00:00Z"] * 3 + [f"2026-03-0{d}T10:00:00Z" for d in range(2, 9)]  # 3 share a moment
+    items = [survey(customer_id=customer, timestamp=at, nps=k % 11, text=f"Answer {k}.") for k, at in enumerate(stamps)]
+    assert api.call("POST", "/v1/feedback", "ingest", json={"items": items}).json()["stored"] == len(items)
+    seen, before, pages = [], None, 0
+    while True:
+        params = {"timeline_limit": 3, **({"before": before} if before else {})}
+        profile = api.call("GET", f"/v1/customers/{customer}", "agent", params=params).json()
+        assert len(profile["timeline"]) <= 3 and len(profile["scores"]) == len(items)
+        seen += [e["external_id"] for e in profile["timeline"]]
+        pages += 1
+        before = profile["timeline_next"]
+        if before is None:
+            break
+    assert pages == 4 and sorted(seen) == sorted(i["external_id"] for i in items) and len(set(seen)) == len(seen)
+    newest_first = [next(i["timestamp"] for i in items if i["external_id"] == e) for e in seen]
+    assert newest_first == sorted(newest_first, reverse=True)
+    bad = api.call("GET", f"/v1/customers/{customer}", "agent", params={"before": "not-a-cursor"})
+    assert bad.status_code == 422 and "cursor" in bad.text
