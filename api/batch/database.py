@@ -2,8 +2,8 @@
 
 Validation, PII redaction and idempotency on ``external_id`` are the API's own, so a resumed
 job that re-sends a chunk only gets duplicates back (a row whose id is stored with other content
-is a conflict: counted, not stored). The batch job's analyses are reused; only texts that
-redaction changed are analysed again (what the API stores is the redacted text).
+is a conflict: counted, not stored). Rows are validated and their text redacted before scoring,
+so each text is analysed once, as the database stores it, and the output file holds that text.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from sqlalchemy.orm import sessionmaker
 
 from api.batch.readers import BadRow, Chunk
 from api.pii import PiiRedactor
-from api.schemas.feedback import SocialFeedback, SurveyFeedback, TicketFeedback
+from api.schemas.feedback import ItemResult, SocialFeedback, SurveyFeedback, TicketFeedback
 from api.services.analysis import model_versions
-from api.services.ingestion import ingest, validate_items
+from api.services.ingestion import ingest_valid, validate_items
 from api.settings import Settings
+from nlp.analyzer import Analyzer
 from nlp.results import Analysis
 
 ITEM_FIELDS = frozenset(SurveyFeedback.model_fields) | frozenset(SocialFeedback.model_fields) | frozenset(
@@ -31,9 +32,17 @@ _JSON_FIELDS = ("segments", "reasons")
 class ReusingAnalyzer:
     """Answers with analyses already computed for the same text; analyses the rest."""
 
-    def __init__(self, analyzer):
+    def __init__(self, analyzer: Analyzer):
         self.analyzer = analyzer
         self.known: dict[str, Analysis] = {}
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        return self.analyzer.heads
+
+    def without(self, *heads: str) -> ReusingAnalyzer:
+        """A reusing analyzer around ``analyzer.without(*heads)``, with nothing known yet."""
+        return ReusingAnalyzer(self.analyzer.without(*heads))
 
     def analyze(self, texts: Sequence[str | None]) -> list[Analysis]:
         missing = list(dict.fromkeys(t for t in texts if t not in self.known))
@@ -66,16 +75,16 @@ def feedback_item(row: dict[str, Any], text_column: str) -> dict[str, Any]:
 class DatabaseSink:
     """Rows the API would reject become bad rows before scoring; scored rows go through ``ingest``."""
 
-    def __init__(self, sessions: sessionmaker, redactor: PiiRedactor, analyzer, versions: dict[str, str],
-                 max_attempts: int, text_column: str):
+    def __init__(self, sessions: sessionmaker, redactor: PiiRedactor, analyzer: Analyzer,
+                 versions: dict[str, str], max_attempts: int, text_column: str):
         self.sessions, self.redactor, self.versions = sessions, redactor, versions
         self.analyzer = ReusingAnalyzer(analyzer)
         self.max_attempts, self.text_column = max_attempts, text_column
-        self._items: list[dict[str, Any]] = []
+        self._items: list[Any] = []
         self.stored = self.duplicates = self.conflicts = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings, analyzer, text_column: str) -> DatabaseSink:
+    def from_settings(cls, settings: Settings, analyzer: Analyzer, text_column: str) -> DatabaseSink:
         from api.db.engine import make_engine, make_sessionmaker, migrate
 
         engine = make_engine(settings.database_url, settings)
@@ -84,27 +93,32 @@ class DatabaseSink:
                    model_versions(settings, analyzer), settings.analysis_max_attempts, text_column)
 
     def prepare(self, chunk: Chunk) -> None:
-        items = [feedback_item(row, self.text_column) for row in chunk.rows]
-        _, results = validate_items(items)
-        rejected = {r.index: r.reason for r in results if r.status == "rejected"}
-        keep = [k for k in range(len(items)) if k not in rejected]
-        for k, reason in rejected.items():
+        """Rejected rows become bad rows; the rest keep their validated item (or their in-chunk
+        repeat's result) and have their text redacted before it is scored."""
+        valid, results = validate_items([feedback_item(row, self.text_column) for row in chunk.rows])
+        rejected = {r.index: r for r in results if r.status == "rejected"}
+        outcome: dict[int, Any] = {**dict(valid), **{r.index: r for r in results if r.status != "rejected"}}
+        for k, r in rejected.items():
             chunk.bad.append(BadRow(chunk.task.path, chunk.row_numbers[k], chunk.line_numbers[k],
-                                    f"not valid for the database: {reason}"))
+                                    f"not valid for the database: {r.reason}"))
+        keep = [k for k in range(len(chunk.rows)) if k not in rejected]
         chunk.rows = [chunk.rows[k] for k in keep]
         chunk.row_numbers = [chunk.row_numbers[k] for k in keep]
         chunk.line_numbers = [chunk.line_numbers[k] for k in keep]
-        self._items = [items[k] for k in keep]
+        self._items = [outcome[k] for k in keep]
+        redactions = self.redactor.redact([row[self.text_column] for row in chunk.rows])
+        for row, redaction in zip(chunk.rows, redactions):
+            row[self.text_column] = redaction.text
 
     def store(self, chunk: Chunk, analyses: list[tuple[int, Analysis]]) -> None:
         if not analyses:
             return
+        valid = [(k, self._items[k]) for k, _ in analyses if not isinstance(self._items[k], ItemResult)]
+        repeats = [self._items[k].model_copy(update={"index": k})
+                   for k, _ in analyses if isinstance(self._items[k], ItemResult)]
         self.analyzer.known = {chunk.rows[k][self.text_column]: a for k, a in analyses}
-        result = ingest(self.sessions, [self._items[k] for k, _ in analyses], self.redactor, self.analyzer,
-                        self.versions, self.max_attempts)
-        if result.rejected:
-            reasons = {r.reason for r in result.items if r.status == "rejected"}
-            raise RuntimeError(f"the database rejected validated rows: {sorted(reasons)[:3]}")
+        result = ingest_valid(self.sessions, valid, self.redactor, self.analyzer, self.versions,
+                              self.max_attempts, repeats)
         self.stored += result.stored
         self.duplicates += result.duplicates
         self.conflicts += result.conflicts

@@ -156,6 +156,21 @@ def ingest(
     Rows are committed before analysis, so a failing analyzer leaves them pending, never lost.
     """
     valid, results = validate_items(items)
+    return ingest_valid(sessions, valid, redactor, analyzer, versions, max_attempts, results)
+
+
+def ingest_valid(
+    sessions: sessionmaker,
+    valid: list[tuple[int, Any]],
+    redactor: PiiRedactor,
+    analyzer: Analyzer | None = None,
+    versions: dict[str, str] | None = None,
+    max_attempts: int = 5,
+    results: list[ItemResult] | None = None,
+) -> FeedbackBatchResult:
+    """:func:`ingest` for items :func:`validate_items` already accepted, as its ``(index, item)``
+    pairs; ``results`` are its rejections, reported with the stored items."""
+    results = list(results or [])
     stored: list[ItemResult] = []
     new_texts: dict[int, str | None] = {}
     for attempt in range(2):
