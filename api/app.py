@@ -162,6 +162,8 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
             limiter=RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst),
             failed_auth=RateLimiter(settings.api_failed_auth_per_minute, settings.api_failed_auth_per_minute,
                                     "this client address after failed API keys"),
+            text_volume=RateLimiter(settings.api_analyze_chars_per_minute, settings.api_analyze_chars_per_minute,
+                                    "characters of text this API key sends to /v1/analyze"),
             batcher=MicroBatcher(loaded.analyzer, settings.analyze_batch_wait_ms / 1000, settings.analyze_max_batch,
                                  settings.analyze_max_queue, settings.analyze_timeout_s),
             versions=model_versions(settings, loaded.analyzer), churn_dir=churn_dir,

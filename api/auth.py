@@ -92,18 +92,22 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._pruned_at = time.monotonic()
 
-    def check(self, key: Hashable, *, spend: bool = True) -> None:
-        """429 with Retry-After when ``key`` has no token left; else take one (``spend=False``: only look)."""
+    def check(self, key: Hashable, *, spend: bool = True, cost: float = 1.0) -> None:
+        """429 with Retry-After when ``key`` has fewer than ``cost`` tokens left; else take them
+        (``spend=False``: only look). A ``cost`` above the burst could never pass: 413."""
+        if cost > self.burst:
+            raise ApiError(413, "payload_too_large", f"{cost:.0f} exceeds what {self.what} may send at once "
+                           f"({self.burst:.0f}); split it")
         now = time.monotonic()
         with self._lock:
             tokens = self._tokens(key, now)
-            if tokens < 1.0:
+            if tokens < cost:
                 self._buckets[key] = (tokens, now)
-                retry = max(1, int((1.0 - tokens) / self.rate + 0.999))
+                retry = max(1, int((cost - tokens) / self.rate + 0.999))
                 raise ApiError(429, "rate_limited", f"rate limit exceeded for {self.what}",
                                headers={"Retry-After": str(retry)})
             if spend:
-                self._buckets[key] = (tokens - 1.0, now)
+                self._buckets[key] = (tokens - cost, now)
 
     def spend(self, key: Hashable) -> None:
         """Take a token if one is left: counts a failure, so a later ``check`` refuses once they are spent."""

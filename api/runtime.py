@@ -107,6 +107,8 @@ class Runtime:
     redactor: PiiRedactor
     limiter: RateLimiter
     failed_auth: RateLimiter
+    text_volume: RateLimiter
+    """Characters a key may send to ``/v1/analyze``: the model's time, not only the request count."""
     batcher: MicroBatcher
     versions: dict[str, str] = field(default_factory=dict)
     churn_dir: Path | None = None

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
         1200, ge=1, description="Sustained requests per API key per minute; beyond it 429."
     )
     api_rate_limit_burst: int = Field(120, ge=1, description="Requests a key may send at once.")
+    api_analyze_chars_per_minute: int = Field(
+        120_000, ge=10_000, description="Characters of text one API key may send to POST /v1/analyze per minute "
+        "(also the most in one call; beyond it 413): the request limit alone lets one key's long texts hold the "
+        "model for everyone. Bulk analysis belongs in POST /v1/feedback or `cxm score`.")
     api_failed_auth_per_minute: int = Field(
         20, ge=1, description="Wrong API keys a client address may send per minute (as a burst too); beyond "
         "it every request from that address gets 429 until the budget refills.")

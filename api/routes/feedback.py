@@ -55,9 +55,11 @@ async def post_feedback(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Ingest,
 
 
 @router.post("/analyze", response_model=AnalyzeOut, tags=["analysis"],
-             responses={503: {"model": ErrorResponse, "description": "The analysis model failed or is busy"}},
+             responses={503: {"model": ErrorResponse, "description": "The analysis model failed or is busy"},
+                        413: {"model": ErrorResponse, "description": "More text than CXM_API_ANALYZE_CHARS_PER_MINUTE"}},
              summary="Analyse texts without storing them")
-async def analyze(payload: AnalyzeIn, runtime: RuntimeDep, analyzer: AnalyzerDep, _: Analyst) -> AnalyzeOut:
+async def analyze(payload: AnalyzeIn, runtime: RuntimeDep, analyzer: AnalyzerDep, caller: Analyst) -> AnalyzeOut:
+    runtime.text_volume.check(caller.key_id, cost=float(sum(len(t) for t in payload.texts)))
     redactions = await run_in_threadpool(runtime.redactor.redact, payload.texts)
     texts = [r.text for r in redactions]
     try:

@@ -77,7 +77,8 @@ def make_settings(settings, database_url: str, **overrides):
     return settings.model_copy(update={
         "database_url": database_url, "analysis_retry_interval_s": 0.0,
         "api_rate_limit_burst": 10_000, "api_rate_limit_per_minute": 100_000,
-        "api_failed_auth_per_minute": 10_000, "cases_per_day": 0, **overrides})
+        "api_failed_auth_per_minute": 10_000, "api_analyze_chars_per_minute": 10_000_000, "cases_per_day": 0,
+        **overrides})
 
 
 class Api:

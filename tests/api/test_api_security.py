@@ -114,6 +114,20 @@ def test_wrong_keys_are_rate_limited_per_client_address(settings, database_url, 
         assert missing == [401] * 4 and api.call("GET", "/v1/topics", "viewer").status_code == 200
 
 
+def test_analyze_budgets_each_key_by_characters_not_only_requests(settings, database_url, models):
+    """One key's long texts held the model for everyone while staying within the request limit."""
+    sentence = "The router drops every evening and support never calls back. "
+    with serve(settings, database_url, models, api_analyze_chars_per_minute=10_000) as api:
+        too_much = api.call("POST", "/v1/analyze", "agent", json={"texts": [sentence * 100] * 2})  # 12,400
+        assert too_much.status_code == 413 and too_much.json()["error"]["code"] == "payload_too_large"
+        first = api.call("POST", "/v1/analyze", "agent", json={"texts": [sentence * 70, sentence * 70]})  # 8,680
+        assert first.status_code == 200, first.text
+        again = api.call("POST", "/v1/analyze", "agent", json={"texts": [sentence * 70]})
+        assert again.status_code == 429 and int(again.headers["Retry-After"]) >= 1
+        assert api.call("POST", "/v1/analyze", "agent", json={"texts": ["Short question."]}).status_code == 200
+        assert api.call("POST", "/v1/analyze", "viewer", json={"texts": [sentence * 70]}).status_code == 200
+
+
 def test_the_api_description_needs_a_key_unless_docs_are_opened(api, settings, database_url, models):
     """/docs and /openapi.json were open to anyone although only health and metrics should be."""
     for path in ("/docs", "/redoc"):
