@@ -205,6 +205,11 @@ class SentimentPredictor(ABC):
         return [to_sentiment(p, self.labels) for p in scores.sentiment], scores.embeddings
 
 
+_MODEL_KEYS = frozenset({"format", "base_model", "num_layers", "hidden_size", "split_layer", "labels",
+                         "temperature", "reason_ids", "reason_threshold", "churn_threshold"})
+"""The config keys :meth:`TransformerSentiment.save` writes for :meth:`~TransformerSentiment.load`."""
+
+
 class TransformerSentiment(SentimentPredictor):
     """The text model in torch: ``scores(texts)`` and ``predict(texts) -> list[Sentiment]``."""
 
@@ -219,6 +224,7 @@ class TransformerSentiment(SentimentPredictor):
         reason_threshold: float = 0.5,
         churn_threshold: float = 0.5,
         source: Path | None = None,
+        info: dict | None = None,
     ):
         if tuple(labels) != SENTIMENT_LABELS:
             raise ValueError(f"labels must be {SENTIMENT_LABELS}, got {tuple(labels)}")
@@ -228,6 +234,8 @@ class TransformerSentiment(SentimentPredictor):
             raise ValueError(f"the head has {head.reasons.out_features} reason outputs for {len(reason_ids)} ids")
         self.source = source
         """The artefact directory it was loaded from (None: built in memory)."""
+        self.info = dict(info or {})
+        """How it was trained (data, epochs, validation report): saved into and loaded from its config."""
         self.encoder = encoder
         self.head = head.eval()
         self.temperature = temperature
@@ -266,16 +274,18 @@ class TransformerSentiment(SentimentPredictor):
             p.requires_grad_(False)
         return cls(encoder, head, temperature=config["temperature"], labels=config["labels"],
                    reason_ids=config["reason_ids"], reason_threshold=config["reason_threshold"],
-                   churn_threshold=config["churn_threshold"], source=path)
+                   churn_threshold=config["churn_threshold"], source=path,
+                   info={k: v for k, v in config.items() if k not in _MODEL_KEYS})
 
     def save(self, path: str | Path, config: dict | None = None) -> None:
-        """Write the top layers and heads (fp16 safetensors) plus the JSON config."""
+        """Write the top layers and heads (fp16 safetensors) plus the JSON config: :attr:`info`,
+        then ``config`` (more about the training), then what :meth:`load` needs."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().half().contiguous() for k, v in self.head.state_dict().items()}
         save_file(tensors, str(path / WEIGHTS_FILE))
         config = {
-            **(config or {}), "format": FORMAT, "base_model": "multilingual-e5-small",
+            **self.info, **(config or {}), "format": FORMAT, "base_model": "multilingual-e5-small",
             "num_layers": len(self.encoder.model.encoder.layer), "hidden_size": self.encoder.dim,
             "split_layer": self.split_layer, "labels": list(self.labels), "temperature": self.temperature,
             "reason_ids": list(self.reason_ids), "reason_threshold": self.reason_threshold,

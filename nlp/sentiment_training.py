@@ -59,7 +59,9 @@ class TextModelTrainer:
     ``fit`` takes, per text, a sentiment label (``""``: unknown), a list of reason ids (``None``:
     unknown; ``[]``: none of them) and a churn label (1, 0 or -1: unknown); each head learns only
     from the rows labelled for it. ``sample_weight`` scales a row's losses (hand-written rows
-    count more than the public sets' tweets and reviews).
+    count more than the public sets' tweets and reviews). The trained model is ``model_``, a
+    :class:`TransformerSentiment` that saves itself with its training report
+    (``trainer.fit(...).model_.save(path)``).
     """
 
     def __init__(
@@ -228,6 +230,9 @@ class TextModelTrainer:
         self.model_ = TransformerSentiment(
             self.encoder, head, temperature=self.report_["temperature"], reason_ids=self.reason_ids,
             reason_threshold=self.report_["reason_threshold"], churn_threshold=self.report_["churn_threshold"],
+            info={"train_max_length": self.max_length, "epochs": self.epochs, "seed": self.seed,
+                  "learning_rates": {"top": self.top_learning_rate, "heads": self.head_learning_rate},
+                  "n_train": len(train_idx), "report": self.report_, "epoch_reports": self.epoch_reports_},
         )
         self.n_train_ = len(train_idx)
         self._say(f"chose epoch {self.report_['validation']['epoch']}; {self.report_}")
@@ -298,18 +303,6 @@ class TextModelTrainer:
             hidden, mask = _pad_states([states[idx[r]] for r in rows])
             out[rows] = head(hidden, mask).numpy()
         return out
-
-    def save(self, path: str | Path, extra: dict | None = None) -> None:
-        """Ship the top layers, the heads, the calibration and the validation report."""
-        if not hasattr(self, "model_"):
-            raise RuntimeError("fit the trainer before saving it")
-        self.model_.save(path, {
-            "train_max_length": self.max_length, "epochs": self.epochs, "seed": self.seed,
-            "learning_rates": {"top": self.top_learning_rate, "heads": self.head_learning_rate},
-            "n_train": self.n_train_, "report": self.report_, "epoch_reports": self.epoch_reports_,
-            **(extra or {}),
-        })
-
 
 def _pad(ids: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(x) for x in ids)

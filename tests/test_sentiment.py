@@ -127,11 +127,11 @@ REASON_IDS = ["customer_support", "delivery"]
 def test_trainer_save_load_round_trip_predicts_the_same(encoder, tmp_path):
     texts, sentiment, reasons, churn, valid = tiny_corpus()
     trainer = TextModelTrainer(encoder, REASON_IDS, split_layer=10, epochs=2, batch_size=4, max_length=32)
-    trainer.fit(texts, sentiment, reasons, churn, valid=valid)
-    trainer.save(tmp_path / "model")
-    in_memory = trainer.model_
+    in_memory = trainer.fit(texts, sentiment, reasons, churn, valid=valid).model_
+    in_memory.save(tmp_path / "model")
     loaded = TransformerSentiment.load(tmp_path / "model", encoder)
-    again = TransformerSentiment.load(tmp_path / "model", encoder)
+    loaded.save(tmp_path / "resaved")
+    again = TransformerSentiment.load(tmp_path / "resaved", encoder)
     probe = texts + ["Helt okej.", "Nie wiem."]
     expected, got = in_memory.scores(probe), loaded.scores(probe)
     np.testing.assert_allclose(got.sentiment, expected.sentiment, atol=2e-3)
@@ -145,6 +145,7 @@ def test_trainer_save_load_round_trip_predicts_the_same(encoder, tmp_path):
     assert config["reason_ids"] == REASON_IDS and 0 < config["churn_threshold"] < 1
     assert [r["epoch"] for r in config["epoch_reports"]] == [1, 2]
     assert loaded.reason_ids == tuple(REASON_IDS) and loaded.churn_threshold == config["churn_threshold"]
+    assert json.loads((tmp_path / "resaved" / "config.json").read_text()) == config  # the report travels along
 
 
 def test_trainer_learns_only_from_the_labels_a_row_has(encoder):

@@ -48,11 +48,11 @@ def train_sentiment(
         seed=seed,
         log=lambda message: typer.echo(message, err=True),
     )
-    trainer.fit(
+    model = trainer.fit(
         frame["text"].tolist(), frame["sentiment"].tolist(), frame["reasons"].tolist(), frame["churn"].tolist(),
         valid=frame["valid"].to_numpy(), groups=frame["source"].tolist(),
         sample_weight=frame["handwritten"].map({True: handwritten_weight, False: 1.0}).to_numpy(),
-    )
-    trainer.save(output, extra={"training_data": counts, "handwritten_weight": handwritten_weight,
-                                "train_seconds": round(time.perf_counter() - start)})
+    ).model_
+    model.save(output, {"training_data": counts, "handwritten_weight": handwritten_weight,
+                        "train_seconds": round(time.perf_counter() - start)})
     typer.echo(f"trained in {time.perf_counter() - start:.0f}s -> {output}", err=True)
