@@ -109,12 +109,15 @@ def _abusive_requests(key: str) -> list[tuple[str, str, dict, bytes]]:
     """(label, path, headers, body) of each kind of abusive request."""
     json_headers = {"Content-Type": "application/json", "X-API-Key": key}
     long_texts = json.dumps({"texts": [("a" * 60 + ".") * 163 + "!" for _ in range(64)]}).encode()
+    # as much long text as the key's default budget (CXM_API_ANALYZE_CHARS_PER_MINUTE) lets through at once
+    in_budget = json.dumps({"texts": [("a" * 60 + ".") * 163 + "!" for _ in range(11)]}).encode()
     deep = ('{"items":[' + '{"a":[' * 2500 + "1" + "]}" * 2500 + "]}").encode()
     nan = (b'{"items":[{"kind":"survey","external_id":"nan-1","customer_id":"c","channel":"survey",'
            b'"timestamp":"2026-01-01T00:00:00Z","nps":5,"segments":{"revenue":NaN}}]}')
     huge_batch = json.dumps({"items": _items("huge", 600, 0)}).encode()
     huge_body = json.dumps({"texts": ["x" * 9_999] * 120}).encode()
     return [("long_texts", "/v1/analyze", json_headers, long_texts),
+            ("long_texts_in_budget", "/v1/analyze", json_headers, in_budget),
             ("deep_json", "/v1/feedback", json_headers, deep),
             ("nan", "/v1/feedback", json_headers, nan),
             ("huge_batch", "/v1/feedback", json_headers, huge_batch),
