@@ -35,6 +35,7 @@ from api.runtime import MicroBatcher, Models, Runtime
 from api.services.analysis import model_versions
 from api.services.retraining import churn_model_dir, serve_latest_model
 from api.settings import Settings, get_settings
+from api.web import install as install_web
 from churn.persistence import load_model
 
 log = logging.getLogger("cxm.api")
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
     _instrument(app)
     for module in (health, feedback, outcomes, customers, cases, metrics, admin):
         app.include_router(module.router)
+    install_web(app, settings)
     app.openapi = _openapi(app)
     if not docs:
         _keyed_spec(app)

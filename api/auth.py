@@ -63,7 +63,15 @@ def authenticate(session: Session, secret: str | None) -> Principal:
     if not secret:
         raise ApiError(401, "unauthenticated", "missing API key (X-API-Key header)",
                        headers={"WWW-Authenticate": "ApiKey"})
-    key = queries.api_key_by_hash(session, hash_key(secret))
+    return _valid(queries.api_key_by_hash(session, hash_key(secret)))
+
+
+def principal_for_key(session: Session, key_id: int) -> Principal:
+    """The key's principal while it is still valid: a web session re-checks its key on every request."""
+    return _valid(queries.get_api_key(session, key_id))
+
+
+def _valid(key: ApiKey | None) -> Principal:
     if key is None or key.revoked_at is not None:
         raise ApiError(401, "unauthenticated", "unknown or revoked API key",
                        headers={"WWW-Authenticate": "ApiKey"})

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -171,6 +171,14 @@ class Settings(BaseSettings):
         description="A retrained churn model is activated when its validation PR-AUC minus the current "
         "model's is at least this (negative: a small loss is tolerated for fresher data).",
     )
+
+    # Web app (/app)
+    web_secret: SecretStr | None = Field(
+        None, description="Signs the web app's session cookies; unset: a random secret per process, so "
+        "sign-ins end when it restarts and are not shared between processes (set it when running several).")
+    web_session_hours: float = Field(8.0, gt=0, le=24 * 30, description="How long a web sign-in lasts.")
+    web_cookie_secure: bool = Field(
+        False, description="Send the session cookie over HTTPS only (set true when served behind TLS).")
 
     @property
     def topic_model_dir(self) -> Path:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas.analysis import ReasonPublic, SentimentPublic, TopicPublic
+from api.schemas.analysis import ReasonPublic, SentenceSentimentPublic, SentimentPublic, SignalsPublic, TopicPublic
 from api.schemas.cases import CaseSummary
 from api.schemas.common import Page
 
@@ -38,6 +38,8 @@ class Excerpt(BaseModel):
     at: datetime
     channel: str
     text: str
+    sentiment: str | None = Field(None, description="The text's sentiment label; null until analysed.")
+    reasons: list[str] = Field([], description="NPS+ reason ids tagged in the text.")
 
 
 class AtRiskCustomer(BaseModel):
@@ -72,8 +74,10 @@ class TimelineEntry(BaseModel):
     analysis_status: Literal["pending", "analysed", "failed"]
     language: str | None
     sentiment: SentimentPublic | None
+    sentences: list[SentenceSentimentPublic] = Field([], description="Sentiment per sentence or clause.")
     reasons: list[ReasonPublic]
     topics: list[TopicPublic]
+    signals: SignalsPublic | None = Field(None, description="Churn intent, competitors, effort, urgency.")
     ticket: TicketPublic | None
 
 

@@ -41,6 +41,13 @@ def _case(case: Case | None) -> CaseSummary | None:
                        opened_at=case.opened_at, updated_at=case.updated_at)
 
 
+def _excerpt(row: Feedback) -> Excerpt:
+    analysis = row.analysis or {}
+    return Excerpt(feedback_id=row.id, at=row.created_at, channel=row.channel, text=row.text[:EXCERPT_CHARS],
+                   sentiment=(analysis.get("sentiment") or {}).get("label"),
+                   reasons=[r["id"] for r in analysis.get("reasons", [])])
+
+
 def at_risk(session: Session, *, tiers, segments, statuses, assignee, min_probability, limit, offset,
             excerpts: int = 3) -> AtRiskPage:
     rows, total = queries.triage_queue(session, tiers=tiers, segments=segments, statuses=statuses,
@@ -50,8 +57,7 @@ def at_risk(session: Session, *, tiers, segments, statuses, assignee, min_probab
     items = [
         AtRiskCustomer(
             customer_id=customer.id, segments=customer.attributes, risk=_risk(risk), case=_case(case),
-            latest_feedback=[Excerpt(feedback_id=f.id, at=f.created_at, channel=f.channel,
-                                     text=f.text[:EXCERPT_CHARS]) for f in latest[customer.id]],
+            latest_feedback=[_excerpt(f) for f in latest[customer.id]],
         )
         for risk, customer, case in rows
     ]
@@ -66,8 +72,8 @@ def _entry(row: Feedback) -> TimelineEntry:
         at=row.created_at, text=row.text, nps=row.nps, csat=row.csat, ces=row.ces,
         picked_reasons=(row.survey or {}).get("reasons", []) if row.kind == "survey" else [],
         analysis_status=row.status, language=analysis.get("language"),
-        sentiment=analysis.get("sentiment"), reasons=analysis.get("reasons", []),
-        topics=analysis.get("topics", []),
+        sentiment=analysis.get("sentiment"), sentences=analysis.get("sentences", []),
+        reasons=analysis.get("reasons", []), topics=analysis.get("topics", []), signals=analysis.get("signals"),
         ticket=None if ticket is None else TicketPublic(
             first_response_at=ticket.first_response_at, resolved_at=ticket.resolved_at,
             contacts=ticket.contacts, priority=ticket.priority),
