@@ -28,8 +28,6 @@ _EXPORTS = {
     "features_for": "churn.scoring",
     "score_at": "churn.scoring",
     "score_customers": "churn.scoring",
-    "save_model": "churn.persistence",
-    "load_model": "churn.persistence",
 }
 __all__ = [*_EXPORTS, "simulate", "__version__"]
 

@@ -10,6 +10,7 @@ by customer when ``groups`` is given, so the same customer at two cutoffs never 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -85,7 +86,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     the ranking and never claims certainty (at most ``1 - shrink * (1 - rate)``).
 
     Most users get one from :func:`churn.train_churn_model`, which picks the estimator and the
-    calibration on held-out cutoffs, and persist it with :func:`churn.save_model` / :func:`churn.load_model`.
+    calibration on held-out cutoffs, and persist it with :meth:`save` / :meth:`ChurnModel.load`.
 
     Example:
         >>> from churn import ChurnModel, REASON_IDS, simulate
@@ -227,6 +228,33 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         probabilities = self.predict_proba(X)
         return self.classes_[np.argmax(probabilities, axis=1)]
+
+    def save(self, path: str | Path, card: dict | None = None) -> Path:
+        """Write ``path/churn_model.skops`` (skops, never pickle) and ``path/model_card.json``.
+
+        Args:
+            path: The model directory (created if missing).
+            card: The model card, e.g. :attr:`churn.TrainResult.card` (None: the loaded model's ``card_``).
+
+        Returns:
+            The directory.
+        """
+        if card is None and not hasattr(self, "card_"):
+            raise ValueError("a churn model is saved with its card: pass card=, e.g. train_churn_model(...).card")
+        from churn.persistence import save_model
+
+        return save_model(self, path, self.card_ if card is None else card)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> ChurnModel:
+        """Load a model directory written by :meth:`save` (None: the default shipped with cxm).
+
+        Refuses untrusted types, an artefact whose hash or feature columns disagree with its card,
+        and an unfitted model (:class:`churn.persistence.ModelLoadError`); the card is on ``card_``.
+        """
+        from churn.persistence import load_model
+
+        return load_model(path)
 
     def risk_score(self, X) -> np.ndarray:
         """Log-odds of the uncalibrated models' mean churn probability: smooth, for explanations."""

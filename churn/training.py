@@ -87,7 +87,7 @@ def train_churn_model(tables: ChurnTables, reason_ids: Sequence[str], *, cutoffs
         shrink: :class:`churn.model.ChurnModel`'s.
 
     Returns:
-        The fitted model and its card (metrics, data, versions), ready for :func:`churn.save_model`.
+        The fitted model and its card (metrics, data, versions), ready for :meth:`ChurnModel.save`.
 
     Example:
         >>> from churn import REASON_IDS, simulate, train_churn_model

@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from churn.features import training_frame
 from churn.model import ChurnModel
-from churn.persistence import CARD_FILE, MODEL_FILE, ModelLoadError, load_model, save_model
+from churn.persistence import CARD_FILE, MODEL_FILE, ModelLoadError
 from churn.phrasebook import REASON_IDS
 from churn.scoring import features_for, risk_tiers, score_customers
 from churn.training import default_cutoffs, evaluate, train_churn_model
@@ -128,13 +128,18 @@ def test_risk_tiers_by_threshold_and_capacity():
 
 def test_skops_round_trip_keeps_scores(trained, churn_simulation, tmp_path):
     sim, _ = churn_simulation
-    save_model(trained.model, tmp_path, trained.card)
+    with pytest.raises(ValueError, match="saved with its card"):
+        trained.model.save(tmp_path / "no-card")
+    trained.model.save(tmp_path, trained.card)
     card = json.loads((tmp_path / CARD_FILE).read_text())
     assert card["artefact"]["sha256"] and card["metrics"]["roc_auc"] > 0.5
-    loaded = load_model(tmp_path / MODEL_FILE)
+    loaded = ChurnModel.load(tmp_path / MODEL_FILE)
     x = features_for(trained.model, sim.tables, sim.end)
     np.testing.assert_allclose(loaded.predict_proba(x), trained.model.predict_proba(x))
     assert loaded.card_["model"] == trained.card["model"]
+    again = ChurnModel.load(loaded.save(tmp_path / "again"))  # a loaded model re-saves with its own card
+    assert {**again.card_, "artefact": None} == {**card, "artefact": None}
+    np.testing.assert_array_equal(again.predict_proba(x), loaded.predict_proba(x))
 
 
 class Payload:
@@ -149,31 +154,31 @@ def _rehash(directory, card: dict) -> None:
 
 
 def test_tampered_untrusted_or_mismatched_artefacts_are_refused(trained, tmp_path):
-    directory = save_model(trained.model, tmp_path / "m", trained.card)
+    directory = trained.model.save(tmp_path / "m", trained.card)
     card = json.loads((directory / CARD_FILE).read_text())
 
     (directory / MODEL_FILE).write_bytes((directory / MODEL_FILE).read_bytes() + b"\0")
     with pytest.raises(ModelLoadError, match="SHA-256 does not match"):
-        load_model(directory)
+        ChurnModel.load(directory)
 
     sio.dump({"model": Payload()}, directory / MODEL_FILE)
     _rehash(directory, card)
     with pytest.raises(ModelLoadError, match="types cxm does not trust: .*Payload"):
-        load_model(directory)
+        ChurnModel.load(directory)
 
     other = ChurnModel(estimator="logistic").fit(pd.DataFrame({"a": [0, 1] * 20, "b": range(40)}), [0, 1] * 20)
     sio.dump(other, directory / MODEL_FILE)
     _rehash(directory, card)
     with pytest.raises(ModelLoadError, match="feature columns differ"):
-        load_model(directory)
+        ChurnModel.load(directory)
 
     with pytest.raises(ModelLoadError, match="no such churn model directory"):
-        load_model(tmp_path / "nowhere")
+        ChurnModel.load(tmp_path / "nowhere")
 
 
 def test_the_shipped_default_model_scores_without_training(churn_simulation):
     sim, _ = churn_simulation
-    model = load_model()
+    model = ChurnModel.load()
     assert model.card_["data"]["source"].startswith("simulated")
     scores = score_customers(model, features_for(model, sim.tables, sim.end))
     assert scores["probability"].between(0, 1).all() and scores["reasons"].map(len).max() > 0

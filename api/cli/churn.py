@@ -19,7 +19,8 @@ from api.components import build_analyzer
 from api.settings import get_settings
 from api.tables import TableError, csv_safe, read_table, write_jsonl
 from churn.features import DAY, cold_start_columns
-from churn.persistence import ModelLoadError, load_model, save_model
+from churn.model import ChurnModel
+from churn.persistence import ModelLoadError
 from churn.schema import ChurnTables, SchemaError, validate_tables
 from churn.scoring import score_at
 from churn.text_features import annotate_tables, text_heads
@@ -86,7 +87,7 @@ def _annotated(tables: ChurnTables, text: bool) -> tuple[ChurnTables, list[str]]
 
 def _load(model_dir: Path | None):
     try:
-        return load_model(model_dir)
+        return ChurnModel.load(model_dir)
     except ModelLoadError as exc:
         raise _fail(str(exc)) from exc
 
@@ -118,7 +119,7 @@ def train_churn(
                                    source=source, **options)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
-    save_model(result.model, output, result.card)
+    result.model.save(output, result.card)
     chosen = result.card["model"]
     metrics = result.card["metrics"]
     typer.echo(f"{chosen['estimator']} + {chosen['calibration']} calibration, validation ROC-AUC "

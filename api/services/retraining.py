@@ -32,7 +32,6 @@ from api.runtime import Runtime
 from api.services.risk import churn_tables, live_drift, model_version, resolve_as_of
 from api.settings import Settings
 from churn.model import ChurnModel
-from churn.persistence import load_model, save_model
 from churn.schema import ChurnTables
 from churn.text_features import HEADS
 from churn.training import evaluate, train_churn_model
@@ -156,8 +155,8 @@ def _drift(current: ChurnModel, tables: ChurnTables, as_of: datetime) -> dict[st
 def _save(model: ChurnModel, card: dict, root: Path, run_id: int) -> tuple[ChurnModel, Path]:
     """Save under ``root/<version>`` (staged, then renamed) and load it back as start-up would."""
     staging = root / f".run-{run_id}"
-    save_model(model, staging, card)
-    loaded = load_model(staging)
+    model.save(staging, card)
+    loaded = ChurnModel.load(staging)
     target = root / model_version(loaded)
     if target.exists():  # the same artefact trained before: keep the directory already in use
         shutil.rmtree(staging)
@@ -288,7 +287,7 @@ def run_queued(sessions: sessionmaker, settings: Settings, worker: str) -> list[
     outcomes = []
     while (run := claim_run(sessions, settings, worker)) is not None:
         with sessions() as session:
-            current = load_model(churn_model_dir(session, settings))
+            current = ChurnModel.load(churn_model_dir(session, settings))
         outcomes.append(train_run(sessions, run.id, settings, current, worker, force=run.force))
     return outcomes
 
@@ -299,7 +298,7 @@ def serve_latest_model(runtime: Runtime) -> bool:
         latest = churn_model_dir(session, runtime.settings)
     if latest == runtime.churn_dir:
         return False
-    runtime.models = replace(runtime.models, churn_model=load_model(latest))
+    runtime.models = replace(runtime.models, churn_model=ChurnModel.load(latest))
     runtime.churn_dir = latest
     log.info("serving churn model %s", latest or "shipped with cxm")
     return True
