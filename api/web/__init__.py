@@ -24,14 +24,14 @@ def install(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(SignInRequired)
     async def _sign_in(_request: Request, exc: SignInRequired):
         query = f"?next={quote(exc.next_url, safe='')}"
-        if exc.message:
-            query += f"&message={quote(exc.message, safe='')}"
+        if exc.notice:
+            query += f"&notice={exc.notice}"
         return RedirectResponse(f"/app/login{query}", 303)
 
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError):
         try:
             user = signed_in(request, request.app.state.runtime)
-        except SignInRequired:
+        except (SignInRequired, PageError):
             user = None
         return render(request, "error.html", user, exc.status, message=exc.message)

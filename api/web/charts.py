@@ -53,6 +53,7 @@ def metric_bars(groups: list[MetricGroup], lowest: float, highest: float, unit: 
         mid = x + width / 2
         body.append(f'<rect class="bar" x="{x:.1f}" y="{top:.1f}" width="{width:.1f}" '
                     f'height="{abs(zero - y(g.value)):.1f}"><title>{escape(label)}</title></rect>'
-                    f'<line class="whisker" x1="{mid:.1f}" x2="{mid:.1f}" y1="{y(g.ci_low):.1f}" y2="{y(g.ci_high):.1f}"/>'
+                    f'<line class="whisker" x1="{mid:.1f}" x2="{mid:.1f}" '
+                    f'y1="{y(g.ci_low):.1f}" y2="{y(g.ci_high):.1f}"/>'
                     f'<text class="tick" x="{mid:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{escape(g.period)}</text>')
     return _svg(f"{unit} by period with 95 % margins of error", body)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from api.auth import Principal, authenticate, principal_for_key
 from api.deps import RuntimeDep, SessionDep
@@ -31,11 +32,16 @@ DASHBOARD_METRICS = {"nps": (-100.0, 100.0), "csat": (0.0, 100.0), "ces": (1.0, 
 PERIODS = ("week", "month", "quarter", "year")
 
 
-class SignInRequired(Exception):
-    """No valid session, or its key was revoked or expired: back to the sign-in page."""
+NOTICES = {"signed-out": "Signed out.",
+           "key-invalid": "Your key was revoked or has expired: sign in with a valid key."}
+"""What the sign-in page may say, by code: a link cannot make it show any other text."""
 
-    def __init__(self, next_url: str, message: str | None = None):
-        self.next_url, self.message = next_url, message
+
+class SignInRequired(Exception):
+    """No valid session, or its key was revoked or expired (``notice``): back to the sign-in page."""
+
+    def __init__(self, next_url: str, notice: str | None = None):
+        self.next_url, self.notice = next_url, notice
 
 
 class PageError(Exception):
@@ -63,8 +69,12 @@ def signed_in(request: Request, runtime: RuntimeDep) -> WebUser:
     with runtime.sessions() as session:
         try:
             principal = principal_for_key(session, data.key_id)
-        except ApiError as error:
-            raise SignInRequired(here, f"{error.detail}; sign in again") from None
+        except ApiError:
+            raise SignInRequired(here, "key-invalid") from None
+    try:
+        runtime.limiter.check(principal.key_id)  # the key's request budget, as over the API
+    except ApiError as error:
+        raise PageError(error.status_code, f"{error.detail}; wait a moment and reload.") from None
     return WebUser(principal, _signer(request).csrf_token(data))
 
 
@@ -131,8 +141,8 @@ def home(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/login")
-def login_form(request: Request, next: str | None = None, message: str | None = None) -> Response:
-    return _login_page(request, next=_local(next, ""), message=message)
+def login_form(request: Request, next: str | None = None, notice: str | None = None) -> Response:
+    return _login_page(request, next=_local(next, ""), message=NOTICES.get(notice or ""))
 
 
 @router.post("/login")
@@ -156,7 +166,7 @@ def login(request: Request, runtime: RuntimeDep, form: Form) -> Response:
 
 @router.post("/logout")
 def logout(request: Request, _: Form) -> Response:
-    response = RedirectResponse("/app/login?message=Signed+out.", 303)
+    response = RedirectResponse("/app/login?notice=signed-out", 303)
     _signer(request).clear(response)
     return response
 
@@ -189,7 +199,7 @@ def assign_to_me(session: SessionDep, runtime: RuntimeDep, user: AgentUser, form
     return RedirectResponse(_local(form.get("back"), "/app/queue"), 303)
 
 
-def _customer_page(request: Request, session, user: WebUser, customer_id: str, before: str | None = None,
+def _customer_page(request: Request, session: Session, user: WebUser, customer_id: str, before: str | None = None,
                    status: int = 200, **context) -> Response:
     try:
         profile = customers.profile(session, customer_id, timeline_limit=TIMELINE_PAGE, before=before)
