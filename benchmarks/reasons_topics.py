@@ -98,7 +98,7 @@ def airline_reasons(embed, data_dir: Path, max_per_reason: int | None) -> dict:
     top = [tagger.ids[j] for j in probabilities.argmax(axis=1)]
     out["zero_shot"] = {**single_label_scores(gold, top),
                         **{f"multi_label_{k}": v for k, v in
-                           multi_label_scores([{g} for g in gold], tagger.predict(X_test)).items()}}
+                           multi_label_scores([{g} for g in gold], tagger.tag(X_test)).items()}}
 
     default = ZeroShotReasonTagger.from_taxonomy(load_taxonomy(), _Encoder(embed))
     mapped_gold = [AIRLINE_TO_DEFAULT[r] for r in test["reason"]]
@@ -106,7 +106,7 @@ def airline_reasons(embed, data_dir: Path, max_per_reason: int | None) -> dict:
     out["zero_shot_default_taxonomy"] = {
         **single_label_scores(mapped_gold, mapped_top),
         **{f"multi_label_{k}": v for k, v in
-           multi_label_scores([{g} for g in mapped_gold], default.predict(X_test)).items()},
+           multi_label_scores([{g} for g in mapped_gold], default.tag(X_test)).items()},
     }
 
     rng = np.random.default_rng(SEED)
@@ -121,13 +121,13 @@ def airline_reasons(embed, data_dir: Path, max_per_reason: int | None) -> dict:
         fit_s = time.perf_counter() - started
         out[f"few_shot_{size or 'all'}"] = {
             "train_rows": len(rows), "fit_s": round(fit_s, 2),
-            **single_label_scores(gold, head.predict_top(X_test)),
+            **single_label_scores(gold, head.predict(X_test).tolist()),
         }
     # With every row: what balanced class weights and the L2 strength cost or buy (a grid on the
     # test split, so the best cell is optimistic; the default head, C=1 balanced, is few_shot_all).
     for weight, C in (("balanced", 10.0), (None, 1.0), (None, 10.0)):
         head = FewShotReasonHead(C=C, class_weight=weight).fit(X_train, labels.tolist())
-        out[f"few_shot_all_{weight or 'unweighted'}_C{C:g}"] = single_label_scores(gold, head.predict_top(X_test))
+        out[f"few_shot_all_{weight or 'unweighted'}_C{C:g}"] = single_label_scores(gold, head.predict(X_test).tolist())
     return out
 
 
@@ -162,7 +162,7 @@ def nhs_topics(embed, data_dir: Path, max_texts: int, min_rows: int = 20) -> dic
     train_labels = [names[row].tolist() for row in Y[:cut]]
     present = Y[:cut].any(axis=0) & ~Y[:cut].all(axis=0)
     head = FewShotReasonHead(class_weight="balanced").fit(X[:cut], train_labels)
-    predicted = head.predict(X[cut:])
+    predicted = head.tag(X[cut:])
     gold = [set(names[row].tolist()) for row in Y[cut:]]
     return {"texts": len(texts), "train_rows": cut, "test_rows": len(texts) - cut,
             "topics": int(present.sum()), "threshold": head.threshold_,

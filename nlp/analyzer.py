@@ -58,9 +58,9 @@ class SentenceSplitter(Protocol):
 
 
 class ReasonTagger(Protocol):
-    """``predict(embeddings, head_probabilities)`` instead when ``reads_text_model`` is true."""
+    """``tag(embeddings, head_probabilities)`` instead when ``reads_text_model`` is true."""
 
-    def predict(self, embeddings: np.ndarray) -> list[list[ReasonScore]]: ...
+    def tag(self, embeddings: np.ndarray) -> list[list[ReasonScore]]: ...
 
 
 class TopicTagger(Protocol):
@@ -194,9 +194,9 @@ class FeedbackAnalyzer:
                 if getattr(self.reasons, "reads_text_model", False):
                     if scores is None:
                         raise ValueError("this reason tagger reads the text model's reason head: configure that model")
-                    tagged = self.reasons.predict(embeddings, scores.reasons)
+                    tagged = self.reasons.tag(embeddings, scores.reasons)
                 else:
-                    tagged = self.reasons.predict(embeddings)
+                    tagged = self.reasons.tag(embeddings)
                 for i, r in zip(valid, tagged):
                     results[i].reasons = r
             if self.topics is not None:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from nlp.arrays import check_embeddings, softmax_rows
 from nlp.reason_taxonomy import ReasonTaxonomy
@@ -100,16 +101,18 @@ class ZeroShotReasonTagger:
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         return softmax_rows((self.similarities(embeddings) - self.baseline_) / self.temperature)
 
-    def predict(self, embeddings: np.ndarray) -> list[list[ReasonScore]]:
+    def tag(self, embeddings: np.ndarray) -> list[list[ReasonScore]]:
+        """Per text, the reasons scoring at least ``threshold``, best first."""
         return _scores_above(self.predict_proba(embeddings), self.ids, self.threshold)
 
 
-class FewShotReasonHead(BaseEstimator):
+class FewShotReasonHead(ClassifierMixin, BaseEstimator):
     """A logistic-regression head on frozen sentence embeddings (SetFit's head, without its body tuning).
 
     ``y`` is one reason id per text (single-label, softmax) or a list of ids per text (multi-label,
     one sigmoid per reason). ``threshold="auto"`` picks the cut-off that maximises cross-validated
-    micro-F1, so the multi-label output is calibrated on the user's own data.
+    micro-F1, so the multi-label output is calibrated on the user's own data. ``predict`` gives
+    labels (scikit-learn's convention); :meth:`tag` the reasons with their scores, as the analyzer wants.
     """
 
     def __init__(self, C: float = 1.0, threshold: float | str = "auto", class_weight: str | None = None,
@@ -122,36 +125,49 @@ class FewShotReasonHead(BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: Sequence[str] | Sequence[Sequence[str]]) -> FewShotReasonHead:
-        X = check_embeddings(X)
+        """Fit on embeddings ``X`` and one reason (single-label) or a list of reasons (multi-label) per row."""
+        if y is None:
+            raise ValueError("FewShotReasonHead requires y to be passed, but the target y is None")
+        X = validate_data(self, X, dtype=np.float32)
+        y = y if isinstance(y, (list, tuple)) else np.asarray(y)
         if len(y) != len(X):
             raise ValueError(f"got {len(X)} embeddings but {len(y)} label entries")
-        multi_label = not all(isinstance(v, str) for v in y)
-        sets = [[v] if isinstance(v, str) else list(v) for v in y]
-        for row, labels in enumerate(sets):
-            if not all(isinstance(v, str) and v for v in labels):
-                raise ValueError(f"row {row}: reason ids must be non-empty strings, got {labels!r}")
+        multi_label = any(isinstance(v, (list, tuple, set, frozenset)) for v in y)
+        if multi_label:
+            sets = [[v] if isinstance(v, str) else list(v) for v in y]
+            for row, labels in enumerate(sets):
+                if not all(isinstance(v, str) and v for v in labels):
+                    raise ValueError(f"row {row}: reason ids must be non-empty strings, got {labels!r}")
+        else:
+            y = column_or_1d(y, warn=True)
+            check_classification_targets(y)
+            sets = [[v] for v in y.tolist()]
         classes = sorted({v for labels in sets for v in labels})
         if len(classes) < 2:
-            raise ValueError("training needs at least two different reasons")
+            raise ValueError(f"training needs at least two different reasons, got one class: {classes}")
         Y = np.array([[c in labels for c in classes] for labels in sets], dtype=bool)
         if multi_label and (always := [c for c, col in zip(classes, Y.T) if col.all()]):
             raise ValueError(f"reasons {always} are on every text: nothing to learn for them")
         self.classes_ = np.array(classes)
         self.multi_label_ = multi_label
-        self.coef_, self.intercept_ = self._fit_weights(X, Y)
+        self.coef_, self.intercept_, self.n_iter_ = self._fit_weights(X, Y)
         self.threshold_ = self._choose_threshold(X, Y) if self.threshold == "auto" else float(self.threshold)
         return self
 
-    def _fit_weights(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_weights(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Weights, intercepts and the solver's most iterations over the regressions."""
         if not self.multi_label_:
             model = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter)
             model.fit(X, Y.argmax(axis=1))
+            n_iter = int(model.n_iter_.max())
             if len(self.classes_) == 2:
                 coef = np.vstack([-model.coef_[0] / 2, model.coef_[0] / 2])
-                return coef.astype(np.float32), np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2], np.float32)
-            return model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+                intercept = np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2], np.float32)
+                return coef.astype(np.float32), intercept, n_iter
+            return model.coef_.astype(np.float32), model.intercept_.astype(np.float32), n_iter
         coef = np.zeros((Y.shape[1], X.shape[1]), dtype=np.float32)
         intercept = np.zeros(Y.shape[1], dtype=np.float32)
+        n_iter = 0
         for k in range(Y.shape[1]):
             if not Y[:, k].any() or Y[:, k].all():
                 intercept[k] = 20.0 if Y[:, k].all() else -20.0
@@ -159,7 +175,8 @@ class FewShotReasonHead(BaseEstimator):
             model = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter)
             model.fit(X, Y[:, k])
             coef[k], intercept[k] = model.coef_[0], model.intercept_[0]
-        return coef, intercept
+            n_iter = max(n_iter, int(model.n_iter_.max()))
+        return coef, intercept, n_iter
 
     def _choose_threshold(self, X: np.ndarray, Y: np.ndarray) -> float:
         """The cut-off with the best out-of-fold micro-F1 (0.5 when too few texts to cross-validate)."""
@@ -168,7 +185,7 @@ class FewShotReasonHead(BaseEstimator):
         probabilities = np.zeros(Y.shape, dtype=np.float32)
         folds = KFold(self.cv, shuffle=True, random_state=self.random_state)
         for train, held_out in folds.split(X):
-            coef, intercept = self._fit_weights(X[train], Y[train])
+            coef, intercept, _ = self._fit_weights(X[train], Y[train])
             probabilities[held_out] = self._activate(X[held_out] @ coef.T + intercept)
         best, best_f1 = 0.5, -1.0
         for t in THRESHOLD_GRID:
@@ -183,16 +200,22 @@ class FewShotReasonHead(BaseEstimator):
         return 1 / (1 + np.exp(-logits)) if self.multi_label_ else softmax_rows(logits)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``(n, n_classes)``: softmax (single-label) or one sigmoid per reason (multi-label)."""
         check_is_fitted(self, "coef_")
-        X = check_embeddings(X, dim=self.coef_.shape[1])
+        X = validate_data(self, X, dtype=np.float32, reset=False)
         return self._activate(X @ self.coef_.T + self.intercept_)
 
-    def predict(self, X: np.ndarray) -> list[list[ReasonScore]]:
-        return _scores_above(self.predict_proba(X), self.classes_.tolist(), self.threshold_)
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The most likely reason per text (single-label), or an ``(n, n_classes)`` 0/1 indicator of
+        the reasons at or above ``threshold_`` (multi-label; columns follow ``classes_``)."""
+        probabilities = self.predict_proba(X)
+        if self.multi_label_:
+            return (probabilities >= self.threshold_).astype(np.int64)
+        return self.classes_[probabilities.argmax(axis=1)]
 
-    def predict_top(self, X: np.ndarray) -> list[str]:
-        """The single most likely reason per text (for accuracy on single-label data)."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)].tolist()
+    def tag(self, X: np.ndarray) -> list[list[ReasonScore]]:
+        """Per text, the reasons scoring at least ``threshold_``, best first."""
+        return _scores_above(self.predict_proba(X), self.classes_.tolist(), self.threshold_)
 
     def save(self, directory: str | Path, metadata: dict | None = None) -> Path:
         """Weights as safetensors, everything else as JSON: nothing executable on load."""
@@ -223,6 +246,7 @@ class FewShotReasonHead(BaseEstimator):
         head.multi_label_ = bool(config["multi_label"])
         head.threshold_ = float(config["threshold"])
         head.coef_, head.intercept_ = tensors["coef"], tensors["intercept"]
+        head.n_features_in_ = head.coef_.shape[1]
         if head.coef_.shape[0] != len(head.classes_) or head.intercept_.shape != (len(head.classes_),):
             raise ValueError(f"{directory}: weights do not match the {len(head.classes_)} reasons in {HEAD_CONFIG}")
         head.metadata_ = config.get("metadata", {})
@@ -238,7 +262,7 @@ class HeadReasonTagger:
     """
 
     reads_text_model = True
-    """The analyzer passes the text model's reason probabilities to :meth:`predict`."""
+    """The analyzer passes the text model's reason probabilities to :meth:`tag`."""
 
     def __init__(self, taxonomy_ids: Sequence[str], head_ids: Sequence[str], head_threshold: float,
                  zero_shot: ZeroShotReasonTagger | None = None):
@@ -250,7 +274,8 @@ class HeadReasonTagger:
             raise ValueError(f"reasons {self.unknown} are not in the text model's head: they need a zero-shot tagger")
         self.zero_shot = zero_shot if self.unknown else None
 
-    def predict(self, embeddings: np.ndarray, head_probabilities: np.ndarray) -> list[list[ReasonScore]]:
+    def tag(self, embeddings: np.ndarray, head_probabilities: np.ndarray) -> list[list[ReasonScore]]:
+        """Per text, the head's reasons above its threshold and the zero-shot ones above theirs, best first."""
         if head_probabilities.shape[1] != len(self.head_ids):
             raise ValueError(f"got {head_probabilities.shape[1]} head probabilities for {len(self.head_ids)} head ids")
         known = [(i, self.head_ids.index(i)) for i in self.ids if i in self.head_ids]

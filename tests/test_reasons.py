@@ -7,6 +7,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from typer.testing import CliRunner
 
 from api.cli import app
@@ -40,7 +42,7 @@ def test_default_taxonomy_has_stable_ids_in_three_languages():
 
 
 def test_obvious_billing_and_delivery_rank_first_in_every_language(zero_shot, encoder):
-    tagged = zero_shot.predict(encoder.encode([t for t, _ in OBVIOUS]))
+    tagged = zero_shot.tag(encoder.encode([t for t, _ in OBVIOUS]))
     assert [scores[0].id for scores in tagged] == [want for _, want in OBVIOUS]
     for scores in tagged:
         assert [s.score for s in scores] == sorted((s.score for s in scores), reverse=True)
@@ -63,7 +65,7 @@ def test_user_taxonomy_with_a_new_reason_works_zero_shot(tmp_path, analyzer_conf
     assert tagger.ids == ["parking", "billing", "delivery", "customer_support"]
     texts = ["There was nowhere to park my car", "Det fanns ingenstans att parkera bilen",
              "Nie było gdzie zaparkować samochodu"]
-    assert [r[0].id for r in tagger.predict(encoder.encode(texts))] == ["parking"] * 3
+    assert [r[0].id for r in tagger.tag(encoder.encode(texts))] == ["parking"] * 3
 
 
 def test_text_model_head_scores_known_ids_and_zero_shot_the_users_new_ones(tmp_path, analyzer_config, encoder,
@@ -120,7 +122,7 @@ def test_missing_taxonomy_file_is_a_clear_error(tmp_path):
 
 def test_zero_shot_rejects_embeddings_of_the_wrong_shape(zero_shot):
     with pytest.raises(ValueError, match="dimension"):
-        zero_shot.predict(np.zeros((2, 10), dtype=np.float32))
+        zero_shot.tag(np.zeros((2, 10), dtype=np.float32))
 
 
 TRAIN = [
@@ -145,8 +147,18 @@ def test_few_shot_head_fit_save_load_round_trip(tmp_path, encoder):
     probe = encoder.encode(["My bill has a charge I do not recognise", "Min leverans är sen",
                             "Nikt z obsługi klienta nie odpowiada"])
     np.testing.assert_allclose(loaded.predict_proba(probe), head.predict_proba(probe), atol=1e-6)
-    assert loaded.predict_top(probe) == ["billing", "delivery", "customer_support"]
-    assert [r[0].id for r in loaded.predict(probe)] == ["billing", "delivery", "customer_support"]
+    assert loaded.predict(probe).tolist() == ["billing", "delivery", "customer_support"]
+    assert [r[0].id for r in loaded.tag(probe)] == ["billing", "delivery", "customer_support"]
+
+
+@parametrize_with_checks([FewShotReasonHead()])
+def test_few_shot_head_is_a_scikit_learn_classifier(estimator, check):
+    check(estimator)
+
+
+def test_few_shot_head_is_not_fitted_until_fit():
+    with pytest.raises(NotFittedError):
+        FewShotReasonHead().predict(np.zeros((1, 4), dtype=np.float32))
 
 
 def test_multi_label_head_and_cli_training(tmp_path, analyzer_config, encoder):
@@ -158,8 +170,10 @@ def test_multi_label_head_and_cli_training(tmp_path, analyzer_config, encoder):
     assert result.exit_code == 0, result.output
     head = build_reason_tagger(replace(analyzer_config, reason_model=tmp_path / "head"), encoder)
     assert head.multi_label_ and set(head.classes_) == {"billing", "delivery", "customer_support"}
-    tagged = head.predict(encoder.encode(["I was billed twice for one month"]))
+    probe = encoder.encode(["I was billed twice for one month"])
+    tagged = head.tag(probe)
     assert tagged[0][0].id == "billing"
+    assert head.predict(probe).tolist() == [[int(c in {t.id for t in tagged[0]}) for c in head.classes_]]
 
 
 def test_cli_training_rejects_ids_outside_the_taxonomy(tmp_path):

@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 from typer.testing import CliRunner
 
 from api.cli import app
@@ -146,13 +147,22 @@ def test_dedupe_keywords_drops_inflections_and_translations(encoder):
         dedupe_keywords(words, vectors[:2])
 
 
+def test_an_unfitted_topic_model_says_so(corpus):
+    for use in (TopicModel().predict, TopicModel().predict_proba):
+        with pytest.raises(NotFittedError, match="not fitted; call fit"):
+            use(corpus["embeddings"])
+
+
 def test_save_load_round_trip_without_pickles(fitted, corpus, tmp_path):
     fitted.save(tmp_path / "model")
     files = [p for p in (tmp_path / "model").rglob("*") if p.is_file()]
     assert files and {p.suffix for p in files} <= {".json", ".safetensors"}
     loaded = TopicModel.load(tmp_path / "model")
     assert loaded.topics_ == fitted.topics_ and loaded.next_id_ == fitted.next_id_
-    np.testing.assert_allclose(loaded.probabilities(corpus["embeddings"]), fitted.probabilities(corpus["embeddings"]))
+    np.testing.assert_allclose(loaded.predict_proba(corpus["embeddings"]), fitted.predict_proba(corpus["embeddings"]))
+    ids = loaded.predict(corpus["embeddings"])
+    best = loaded.predict_proba(corpus["embeddings"]).argmax(axis=1)
+    assert ids.tolist() == [loaded.topics_[b].id for b in best] and set(ids.tolist()) <= {t.id for t in loaded.topics_}
     info = loaded.bertopic_.get_topic_info()
     assert len(info) == len(fitted.topics_)
     (tmp_path / "model" / "bertopic" / "evil.pkl").write_bytes(b"x")

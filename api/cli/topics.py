@@ -146,7 +146,7 @@ def _assign_topics(frame: pd.DataFrame, text_column: str, model_dir: Path) -> pd
     texts = [t.strip() if isinstance(t, str) else "" for t in frame[text_column].tolist()]
     frame = frame[[bool(t) for t in texts]].copy()
     texts = [t for t in texts if t]
-    ids, _ = model.transform(build_encoder(get_settings()).encode(texts))
+    ids = model.predict(build_encoder(get_settings()).encode(texts))
     frame["topic_id"] = ids
     frame["topic_label"] = [model.topic(i).label for i in ids]
     return frame

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
+from sklearn.exceptions import NotFittedError
 
 from nlp.arrays import check_embeddings, softmax_rows, unit_rows
 from nlp.topics.config import OUTLIER, TopicModelConfig
@@ -67,6 +68,8 @@ class TopicModel:
 
     Topic ids are *stable*: a refit given the previous model keeps the ids of topics it
     finds again, so dashboards keep their series. ``-1`` means "no topic" (outlier).
+    ``predict`` gives topic ids and ``predict_proba`` their probabilities, as in scikit-learn;
+    both raise :class:`~sklearn.exceptions.NotFittedError` before :meth:`fit` or :meth:`load`.
     """
 
     def __init__(self, config: TopicModelConfig | None = None):
@@ -194,8 +197,9 @@ class TopicModel:
 
     # Tagging ----------------------------------------------------------------
     def _check_fitted(self) -> None:
+        """Raise :class:`~sklearn.exceptions.NotFittedError` before :meth:`fit` or :meth:`load`."""
         if not hasattr(self, "centroids_"):
-            raise RuntimeError("this TopicModel is not fitted; call fit() or TopicModel.load()")
+            raise NotFittedError("this TopicModel is not fitted; call fit() or TopicModel.load()")
 
     def topic(self, topic_id: int) -> Topic:
         self._check_fitted()
@@ -204,7 +208,7 @@ class TopicModel:
                 return t
         raise KeyError(f"no topic with id {topic_id}")
 
-    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """(n, n_topics) softmax over centred cosine to each topic centroid; columns follow ``topics_``."""
         self._check_fitted()
         embeddings = check_embeddings(embeddings)
@@ -216,11 +220,10 @@ class TopicModel:
         sims = unit_rows(unit_rows(embeddings) - self.center_) @ unit_rows(self.centroids_ - self.center_).T
         return softmax_rows(sims / self.config.temperature)
 
-    def transform(self, embeddings: np.ndarray) -> tuple[list[int], np.ndarray]:
-        """Best stable topic id per row and its probability."""
-        probs = self.probabilities(embeddings)
-        best = probs.argmax(axis=1)
-        return [self.topics_[b].id for b in best], probs[np.arange(len(best)), best]
+    def predict(self, embeddings: np.ndarray) -> np.ndarray:
+        """The best stable topic id per row."""
+        best = self.predict_proba(embeddings).argmax(axis=1)
+        return np.array([t.id for t in self.topics_], dtype=np.int64)[best]
 
     # Persistence ------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -33,7 +33,7 @@ class TopicTagger:
             raise ValueError(f"{len(texts)} texts but {len(embeddings)} embeddings")
         if len(texts) == 0:
             return []
-        probs = self.model.probabilities(embeddings)
+        probs = self.model.predict_proba(embeddings)
         order = np.argsort(-probs, axis=1)[:, : self.top_k]
         results = []
         for row, best in zip(probs, order):
