@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from api.cli.app import app, train_app
+from api.cli.app import app, fail, train_app
 from api.components import build_analyzer
 from api.settings import get_settings
 from api.tables import TableError, csv_safe, read_table, write_jsonl
@@ -40,11 +40,6 @@ TEXT = typer.Option(True, "--text/--no-text", help="Analyse feedback texts with 
 MODEL = typer.Option(None, "--model", "-m", help="Model directory (default: the one shipped with cxm).")
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
 def _read(path: Path) -> pd.DataFrame:
     return read_table(path, text_column="customer_id")
 
@@ -55,7 +50,7 @@ def _tables(simulate: int | None, seed: int, customers: Path | None, feedback: P
     """Validated tables, the moment they end, where they came from, and their reason taxonomy."""
     if simulate is not None:
         if any(p is not None for p in (customers, feedback, tickets, outcomes)):
-            raise _fail("give either --simulate or table files, not both")
+            raise fail("give either --simulate or table files, not both")
         from churn.phrasebook import REASON_IDS
         from churn.simulate import simulate as run_simulation
 
@@ -64,7 +59,7 @@ def _tables(simulate: int | None, seed: int, customers: Path | None, feedback: P
                 list(REASON_IDS))
     if customers is None or feedback is None or tickets is None or (need_outcomes and outcomes is None):
         needed = "--customers, --feedback, --tickets" + (" and --outcomes" if need_outcomes else "")
-        raise _fail(f"give --simulate N or the table files {needed}")
+        raise fail(f"give --simulate N or the table files {needed}")
     from nlp.reason_taxonomy import load_taxonomy
 
     # The deployment's own taxonomy (CXM_REASON_TAXONOMY); no date may lie in the future.
@@ -74,7 +69,7 @@ def _tables(simulate: int | None, seed: int, customers: Path | None, feedback: P
                   _read(outcomes) if outcomes is not None else pd.DataFrame({"customer_id": [], "churned_at": []})]
         tables = validate_tables(*frames, reason_ids=reason_ids, as_of=pd.Timestamp.now(tz="UTC"))
     except (TableError, SchemaError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     return tables, data_end(tables), "user tables", reason_ids
 
 
@@ -89,7 +84,7 @@ def _load(model_dir: Path | None):
     try:
         return ChurnModel.load(model_dir)
     except ModelLoadError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
 
 
 @train_app.command("churn")
@@ -118,7 +113,7 @@ def train_churn(
                                    window_days=window_days, observed_until=end, text_heads=heads,
                                    source=source, **options)
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     result.model.save(output, result.card)
     chosen = result.card["model"]
     metrics = result.card["metrics"]
@@ -142,7 +137,7 @@ def evaluate_churn(
                                   observed_until=end)
         metrics = evaluate(model, tables, cutoffs, observed_until=end)
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     typer.echo(json.dumps({"source": source, "cutoffs": len(cutoffs), **metrics}))
 
 
@@ -163,7 +158,7 @@ def score_churn(
     try:
         moment = pd.Timestamp(cutoff) if cutoff else end.normalize() + DAY
     except ValueError as exc:
-        raise _fail(f"--cutoff {cutoff!r} is not a date") from exc
+        raise fail(f"--cutoff {cutoff!r} is not a date") from exc
     scores = score_at(model, tables, moment, threshold=threshold, capacity=capacity)
     scores = scores.sort_values("probability", ascending=False, kind="stable")
     columns = ["customer_id", "probability", "tier", "reasons"]
@@ -173,7 +168,7 @@ def score_churn(
     elif output.suffix.lower() in (".jsonl", ".json"):
         write_jsonl(scores[[*columns, "drivers"]].to_dict(orient="records"), output)
     else:
-        raise _fail(f"{output}: write .csv or .jsonl")
+        raise fail(f"{output}: write .csv or .jsonl")
     counts = scores["tier"].value_counts()
     typer.echo(f"scored {len(scores)} customers as of {moment.date()}: {counts.get('high', 0)} high, "
                f"{counts.get('medium', 0)} medium -> {output}", err=True)
@@ -194,9 +189,9 @@ def retrain_churn(
     try:
         run = retrain(sessions, settings, current, "cxm churn retrain", force=force).run
     except (RetrainInProgress, RunLost) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if run.status == "failed":
-        raise _fail(f"run {run.id} failed: {run.error}")
+        raise fail(f"run {run.id} failed: {run.error}")
     metrics, baseline = run.metrics, run.baseline
     compared = (f"in service {baseline['model_version']}: PR-AUC {baseline['metrics']['pr_auc']:.3f}"
                 if baseline["comparable"] else baseline["reason"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from api.cli.app import app
+from api.cli.app import app, fail
 from api.settings import get_settings
 from api.tables import TableError, csv_safe, read_table
 
@@ -41,16 +41,11 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
 def _texts(input: Path, text_column: str) -> tuple[pd.DataFrame, list[str]]:
     try:
         frame = read_table(input, text_column)
     except TableError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     texts = [t.strip() if isinstance(t, str) else "" for t in frame[text_column].tolist()]
     return frame, texts
 
@@ -85,14 +80,14 @@ def fit(
             outlier_threshold=outlier_threshold,
         )
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     previous = TopicModel.load(target, load_bertopic=False) if TopicModel.exists(target) else None
     encoder = build_encoder(settings)
     embeddings = encoder.encode(texts)
     try:
         model = TopicModel(config).fit(texts, embeddings, encoder, previous=previous)
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     model.save(target)
     kept = sum(t.id in {p.id for p in previous.topics_} for t in model.topics_) if previous else 0
     for topic in model.topics_:
@@ -123,16 +118,16 @@ def trends(
     try:
         frame = read_table(input, timestamp_column)
     except TableError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if "topic_id" not in frame.columns and text_column not in frame.columns:
-        raise _fail(f"{input}: needs a {text_column!r} column (or topic_id and topic_label columns)")
+        raise fail(f"{input}: needs a {text_column!r} column (or topic_id and topic_label columns)")
     frame = frame.rename(columns={timestamp_column: "timestamp"})
     if "topic_id" not in frame.columns:
         frame = _assign_topics(frame, text_column, model or get_settings().topic_model_dir)
     try:
         table = topic_trends(frame, period.value, by or None)
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     _write(table, output_format, output)
 
 
@@ -141,7 +136,7 @@ def _assign_topics(frame: pd.DataFrame, text_column: str, model_dir: Path) -> pd
     from nlp.topics.model import TopicModel
 
     if not TopicModel.exists(model_dir):
-        raise _fail(f"no topic model at {model_dir}; run `cxm topics fit` first or pass --model")
+        raise fail(f"no topic model at {model_dir}; run `cxm topics fit` first or pass --model")
     model = TopicModel.load(model_dir, load_bertopic=False)
     texts = [t.strip() if isinstance(t, str) else "" for t in frame[text_column].tolist()]
     frame = frame[[bool(t) for t in texts]].copy()

@@ -32,6 +32,11 @@ RUN_STATUSES = ("queued", "running", "succeeded", "rejected", "failed")
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
+def _unique_where(name: str, column: str, where: str) -> Index:
+    """A partial unique index: ``column`` is unique among the rows where ``where`` holds."""
+    return Index(name, column, unique=True, sqlite_where=text(where), postgresql_where=text(where))
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -143,13 +148,8 @@ class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
         # At most one open case per customer, enforced by the database itself.
-        Index(
-            "uq_cases_one_open_per_customer",
-            "customer_id",
-            unique=True,
-            sqlite_where=text("status IN ('open', 'acknowledged', 'contacted')"),
-            postgresql_where=text("status IN ('open', 'acknowledged', 'contacted')"),
-        ),
+        _unique_where("uq_cases_one_open_per_customer", "customer_id",
+                      "status IN ('open', 'acknowledged', 'contacted')"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -210,13 +210,7 @@ class ModelRun(Base):
     __tablename__ = "model_runs"
     __table_args__ = (
         # One queued or running run at a time per kind, across processes, enforced by the database itself.
-        Index(
-            "uq_model_runs_one_active",
-            "kind",
-            unique=True,
-            sqlite_where=text("status IN ('queued', 'running')"),
-            postgresql_where=text("status IN ('queued', 'running')"),
-        ),
+        _unique_where("uq_model_runs_one_active", "kind", "status IN ('queued', 'running')"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -7,6 +7,7 @@ under a taken ``external_id`` is a ``conflict``, reported rather than silently d
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timezone
 from typing import Any
 
@@ -35,16 +36,25 @@ def _utc(value):
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+def parse_items(raw: list[Any], adapter: TypeAdapter,
+                key: str) -> Iterator[tuple[int, str | None, Any, str | None]]:
+    """Per raw item: its index, its ``key`` field (when a string), the parsed item (None when
+    invalid) and why it is invalid (None when valid)."""
+    for index, item in enumerate(raw):
+        value = item.get(key) if isinstance(item, dict) else None
+        try:
+            parsed, reason = adapter.validate_python(item), None
+        except ValidationError as exc:
+            parsed, reason = None, _reason(exc)
+        yield index, value if isinstance(value, str) else None, parsed, reason
+
+
 def validate_items(raw: list[Any]) -> tuple[list[tuple[int, Any]], list[ItemResult]]:
     """Split a batch into valid items and per-item rejections (in-batch repeats: duplicates or conflicts)."""
     valid, results, seen = [], [], {}
-    for index, item in enumerate(raw):
-        external_id = item.get("external_id") if isinstance(item, dict) else None
-        external_id = external_id if isinstance(external_id, str) else None
-        try:
-            parsed = _ITEM.validate_python(item)
-        except ValidationError as exc:
-            results.append(ItemResult(index=index, external_id=external_id, status="rejected", reason=_reason(exc)))
+    for index, external_id, parsed, reason in parse_items(raw, _ITEM, "external_id"):
+        if reason is not None:
+            results.append(ItemResult(index=index, external_id=external_id, status="rejected", reason=reason))
             continue
         if parsed.external_id in seen:
             same = seen[parsed.external_id].model_dump() == parsed.model_dump()

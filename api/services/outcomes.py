@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import queries
 from api.db.models import ChurnOutcome
 from api.schemas.outcomes import OutcomeBatchResult, OutcomeItem, OutcomeResult
-from api.services.ingestion import _reason
+from api.services.ingestion import parse_items
 
 _ITEM = TypeAdapter(OutcomeItem)
 
@@ -24,14 +24,9 @@ def validate_outcomes(raw: list[Any]) -> tuple[list[tuple[int, OutcomeItem]], li
     keeping either of two dates would make a re-send of the batch change the data.
     """
     valid, results, first = [], [], {}
-    for index, item in enumerate(raw):
-        customer_id = item.get("customer_id") if isinstance(item, dict) else None
-        customer_id = customer_id if isinstance(customer_id, str) else None
-        try:
-            parsed = _ITEM.validate_python(item)
-        except ValidationError as exc:
-            results.append(OutcomeResult(index=index, customer_id=customer_id, status="rejected",
-                                         reason=_reason(exc)))
+    for index, customer_id, parsed, reason in parse_items(raw, _ITEM, "customer_id"):
+        if reason is not None:
+            results.append(OutcomeResult(index=index, customer_id=customer_id, status="rejected", reason=reason))
             continue
         if parsed.customer_id in first:
             results.append(OutcomeResult(index=index, customer_id=parsed.customer_id, status="rejected",
