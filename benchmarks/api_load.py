@@ -35,7 +35,7 @@ from api.db.models import Feedback
 from api.runtime import Models
 from api.settings import Settings
 from api.tables import read_table
-from churn.persistence import load_model
+from churn.model import ChurnModel
 from nlp import AnalyzerConfig, FeedbackAnalyzer
 from nlp.pipeline import build_encoder, build_language_detector
 
@@ -177,7 +177,7 @@ def main() -> None:
     encoder = build_encoder(config)
     analyzer = (FeedbackAnalyzer.from_config(config, encoder=encoder) if args.analyzer == "full"
                 else FeedbackAnalyzer(encoder, build_language_detector(config)))
-    models = Models(analyzer=analyzer, churn_model=load_model())
+    models = Models(analyzer=analyzer, churn_model=ChurnModel.load())
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.databases.split(","):

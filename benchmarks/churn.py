@@ -167,7 +167,6 @@ def nps_queue(data_dir: Path, analyzer, customers: int = 900) -> dict:
     from api.auth import create_api_key
     from api.runtime import Models
     from api.settings import Settings
-    from churn.persistence import load_model
 
     frame = pd.read_csv(data_dir / "sources" / "telco_nps_verbatims_en" / "telco_nps_verbatims.csv")
     frame = frame.reset_index().rename(columns={"index": "row"})
@@ -182,7 +181,7 @@ def nps_queue(data_dir: Path, analyzer, customers: int = 900) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/cxm.db", analysis_retry_interval_s=0.0,
                             api_rate_limit_burst=100_000, api_rate_limit_per_minute=100_000)
-        app = create_app(settings, models=Models(analyzer=analyzer, churn_model=load_model()))
+        app = create_app(settings, models=Models(analyzer=analyzer, churn_model=ChurnModel.load()))
         with TestClient(app) as api:
             with app.state.runtime.sessions() as session:
                 keys = {role: create_api_key(session, role, role)[1] for role in ("ingest", "admin", "agent")}
@@ -213,7 +212,7 @@ def nps_queue(data_dir: Path, analyzer, customers: int = 900) -> dict:
     leavers = sorted(set(stated["customer"]))
     # The model reads texts of the last window_days before as-of: an older statement no longer counts
     # (a live deployment flags daily, so it was scored when it was written).
-    window = pd.Timedelta(days=load_model().window_days)
+    window = pd.Timedelta(days=ChurnModel.load().window_days)
     recent = sorted(set(stated.loc[stated["at"] >= pd.Timestamp(flagged["as_of"]) - window, "customer"]))
     reasons = [r for c in queue for r in c["risk"]["reasons"]]
     out = {

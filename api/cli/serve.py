@@ -90,11 +90,11 @@ def flag(rescore_all: bool = typer.Option(False, "--all", help="Re-score every c
     """
     from api.services.retraining import churn_model_dir
     from api.services.risk import flag as run_flag
-    from churn.persistence import load_model
+    from churn.model import ChurnModel
 
     settings = get_settings()
     with _sessions()() as session:
-        model = load_model(churn_model_dir(session, settings))
+        model = ChurnModel.load(churn_model_dir(session, settings))
         outcome = run_flag(session, model, settings.risk_threshold, rescore_all=rescore_all,
                            cooldown_days=settings.case_cooldown_days, cases_per_day=settings.cases_per_day)
     typer.echo(f"scored {outcome.scored} customers as of {outcome.as_of:%Y-%m-%d %H:%M} ({outcome.as_of_rule}), "

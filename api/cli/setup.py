@@ -14,7 +14,7 @@ from api.cli.app import app
 from api.components import build_analyzer, build_encoder, build_sentiment
 from api.settings import get_settings
 from api.tables import read_table
-from churn.persistence import load_model
+from churn.model import ChurnModel
 from churn.scoring import features_for, score_customers
 from churn.simulate import simulate
 from churn.text_features import annotate_tables
@@ -135,7 +135,7 @@ def _print_at_risk(analyzer, n_customers: int) -> None:
     simulation = simulate(n_customers, seed=7)
     start = time.perf_counter()
     tables = annotate_tables(simulation.tables, analyzer)
-    model = load_model()
+    model = ChurnModel.load()
     scores = score_customers(model, features_for(model, tables, simulation.end))
     scores = scores.sort_values("probability", ascending=False)
     table = Table(

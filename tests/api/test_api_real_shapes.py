@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from api.runtime import Models
-from churn.persistence import load_model
+from churn.model import ChurnModel
 from nlp.analyzer import FeedbackAnalyzer
 from nlp.signals import RuleSignalDetector
 from tests.api.conftest import finished, serve
@@ -39,7 +39,7 @@ def _cohort():
 def rules_models(encoder, language_detector) -> Models:
     """Language and rule-based signals (churn intent, competitors) only; the shipped churn model."""
     analyzer = FeedbackAnalyzer(encoder, language_detector, signals=RuleSignalDetector(ner=False))
-    return Models(analyzer=analyzer, churn_model=load_model())
+    return Models(analyzer=analyzer, churn_model=ChurnModel.load())
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,12 @@ from api.cli import app as cli
 from api.services.retraining import Lease, RunLost, claim_run, finish_run, queue_run, start_run, worker_name
 from api.services.risk import model_version
 from api.settings import get_settings
-from churn.persistence import default_model_dir, load_model
+from churn.model import ChurnModel
+from churn.persistence import default_model_dir
 from churn.simulate import simulate
 from tests.api.conftest import finished, serve
 
-SHIPPED = model_version(load_model())
+SHIPPED = model_version(ChurnModel.load())
 N_CUSTOMERS, SEED = 150, 3  # about 600 feedback rows and 350 tickets over two years; ~50 churners
 
 
@@ -287,7 +288,7 @@ def test_retraining_activates_a_model_that_flag_then_uses(activated, history):
     assert baseline["pr_auc_gain"] == pytest.approx(run["metrics"]["pr_auc"] - baseline["metrics"]["pr_auc"], abs=1e-4)
     assert run["model_version"].startswith("churn-") and run["model_version"] != SHIPPED
     assert Path(run["path"]) == history.model_dir / "churn" / run["model_version"]
-    assert model_version(load_model(run["path"])) == run["model_version"]
+    assert model_version(ChurnModel.load(run["path"])) == run["model_version"]
     assert run["flag_version"] == run["model_version"]
     assert run["requested_by"].startswith("admin-") and run["finished_at"] >= run["started_at"]
 
