@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from api.json_safe import plain
+
 SUPPORTED = (".csv", ".jsonl", ".json", ".parquet")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """A spreadsheet runs a CSV cell starting with one of these as a formula (CSV injection)."""
@@ -62,22 +64,12 @@ def _read_json(path: Path, lines: bool) -> pd.DataFrame:
     return pd.DataFrame(records, dtype=object)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
 def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
     """Write one JSON object per line; returns the number written."""
     n = 0
     with Path(path).open("w", encoding="utf-8") as fh:
         for record in records:
-            fh.write(json.dumps({k: _jsonable(v) for k, v in record.items()}, ensure_ascii=False))
+            fh.write(json.dumps(plain(record), ensure_ascii=False))
             fh.write("\n")
             n += 1
     return n

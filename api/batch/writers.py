@@ -6,11 +6,8 @@ Parts are encoded to bytes so a remote worker and the local engine produce ident
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import decimal
 import io
 import json
-import math
 import types
 import typing
 from collections.abc import Iterable
@@ -21,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from api.json_safe import finite, json_default
 from nlp.results import Analysis
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -61,29 +59,11 @@ def analysis_schema() -> pa.Schema:
     return pa.schema(fields)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.time, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def encode_jsonl(records: Iterable[dict[str, Any]]) -> bytes:
     out = io.StringIO()
     for record in records:
-        clean = {k: _finite(v) for k, v in record.items()}
-        out.write(json.dumps(clean, ensure_ascii=False, default=_json_default))
+        clean = {k: finite(v) for k, v in record.items()}
+        out.write(json.dumps(clean, ensure_ascii=False, default=json_default))
         out.write("\n")
     return out.getvalue().encode("utf-8")
 
@@ -92,7 +72,7 @@ def encode_parquet(records: list[dict[str, Any]]) -> bytes:
     """Input columns keep their inferred types; analysis columns get the fixed schema."""
     schema = analysis_schema()
     inputs = pa.Table.from_pylist(
-        [{k: _finite(v) for k, v in r.items() if k not in schema.names} for r in records]
+        [{k: finite(v) for k, v in r.items() if k not in schema.names} for r in records]
     )
     analysis = pa.Table.from_pylist(
         [{k: r.get(k) for k in schema.names} for r in records], schema=schema

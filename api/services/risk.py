@@ -11,7 +11,6 @@ what they meant in training however old the data is.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 from api.db import queries
 from api.db.models import Case, CaseEvent, ChurnOutcome, Customer, Feedback, RiskScore
 from api.errors import ApiError
+from api.json_safe import plain
 from api.schemas.feedback import segment_date
 from api.services.analysis import stored_heads
 from churn.schema import CUSTOMER_SEGMENTS, ChurnTables, validate_tables
@@ -33,11 +33,6 @@ from nlp.results import Analysis
 from nlp.signals import churn_intent
 
 CHANNEL_OF_KIND = {"survey": "survey", "social": "social", "ticket": "ticket"}
-
-
-def _plain(value):
-    """JSON-safe copy (numpy scalars become Python numbers)."""
-    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 def churn_tables(customers: Sequence[Customer], rows: Sequence[Feedback], reason_ids: Sequence[str],
@@ -201,7 +196,7 @@ def flag(
     for record in scores.itertuples(index=False):
         queries.upsert_risk(session, RiskScore(
             customer_id=record.customer_id, probability=round(float(record.probability), 4),
-            tier=str(record.tier), reasons=_plain({"items": list(record.reasons), "drivers": record.drivers}),
+            tier=str(record.tier), reasons=plain({"items": list(record.reasons), "drivers": record.drivers}),
             model_version=version, computed_at=now,
         ))
     queries.clear_scoring_marks(session, {c.id: c.scoring_marks for c in customers})
