@@ -35,6 +35,7 @@ from churn.phrasebook import (
     CHURN_INTENT, COMPETITORS, NEGATIVE, NEUTRAL, POSITIVE, REASON_IDS, SWITCHING,
 )
 from churn.schema import ChurnTables, validate_tables
+from nlp.arrays import sigmoid
 
 LANGUAGES = ("en", "sv", "pl")
 REGIONS = {"en": "UK", "sv": "SE", "pl": "PL"}
@@ -53,10 +54,6 @@ class Simulation:
     truth: pd.DataFrame
     start: pd.Timestamp
     end: pd.Timestamp
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 class _Events:
@@ -124,7 +121,7 @@ def simulate(n_customers: int, *, seed: int = 0, start: str = "2024-01-01", week
         d = base[idx] + stress[idx] + noise[idx]
 
         leaving = leave_week[idx] >= 0
-        decide = ~leaving & (rng.random(k) < _sigmoid(-6.8 + 1.5 * d))
+        decide = ~leaving & (rng.random(k) < sigmoid(-6.8 + 1.5 * d))
         leave_week[idx[decide]] = w + 1 + rng.geometric(0.25, decide.sum()).clip(max=9)
         leaving = leave_week[idx] >= 0
 

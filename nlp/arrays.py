@@ -1,4 +1,4 @@
-"""Checks and row operations on embedding arrays, shared by the reason taggers and the topic model."""
+"""Checks and element/row operations on arrays, shared by the text model, reason taggers, topics and the simulator."""
 
 from __future__ import annotations
 
@@ -34,3 +34,8 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 def softmax_rows(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, with ``x`` clipped to [-40, 40] so ``exp`` never overflows."""
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))

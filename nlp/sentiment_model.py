@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from nlp.arrays import sigmoid
 from nlp.encoder import Encoder, mean_pool, quantize_int8
 from nlp.results import SENTIMENT_LABELS, Sentiment, to_sentiment
 
@@ -84,10 +85,6 @@ def run_layers(layers: Sequence[nn.Module], hidden: torch.Tensor, mask: torch.Te
         out = layer(hidden, mask)
         hidden = out[0] if isinstance(out, tuple) else out
     return hidden
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
 
 
 class SentimentHead(nn.Module):

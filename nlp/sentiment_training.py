@@ -22,7 +22,8 @@ from sklearn.metrics import f1_score
 
 from nlp.encoder import Encoder
 from nlp.results import SENTIMENT_LABELS
-from nlp.sentiment_model import SentimentHead, TransformerSentiment, bottom_hidden, sigmoid
+from nlp.arrays import sigmoid
+from nlp.sentiment_model import SentimentHead, TransformerSentiment, bottom_hidden
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.025), 3)
 
