@@ -9,9 +9,10 @@ from typing import Any
 
 import pandas as pd
 
+from api.batch.readers import InputError, describe, source_records
 from api.json_safe import plain
 
-SUPPORTED = (".csv", ".jsonl", ".json", ".parquet")
+SUPPORTED = (".csv", ".jsonl", ".ndjson", ".json", ".parquet")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """A spreadsheet runs a CSV cell starting with one of these as a formula (CSV injection)."""
 
@@ -20,24 +21,24 @@ class TableError(ValueError):
     """A feedback file cannot be used; the message says why."""
 
 
+READ_MAX_CHARS = 100_000
+"""Longest text a whole-file read accepts in a JSONL line (sets the line cap, as in batch scoring)."""
+
+
 def read_table(path: str | Path, text_column: str = "text") -> pd.DataFrame:
-    """Load a feedback file as strings-preserving records; fails clearly without a text column."""
+    """Load a feedback file whole, parsed by the batch readers (CSV and JSONL cells as written, Parquet
+    as typed; a JSON array too). Fails clearly on a bad record or without ``text_column``."""
     path = Path(path)
     if not path.is_file():
         raise TableError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        raise TableError(f"{path}: unsupported format {suffix!r}; use one of {SUPPORTED}")
     try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-        elif suffix in (".jsonl", ".json"):
-            frame = _read_json(path, lines=suffix == ".jsonl")
-        elif suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            raise TableError(f"{path}: unsupported format {suffix!r}; use one of {SUPPORTED}")
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        if isinstance(exc, TableError):
-            raise
+        frame = _read_json_array(path) if suffix == ".json" else _read_records(path)
+    except InputError as exc:
+        raise TableError(str(exc)) from exc
+    except (ValueError, UnicodeDecodeError) as exc:
         raise TableError(f"{path}: cannot parse as {suffix[1:]}: {exc}") from exc
     if text_column not in frame.columns:
         raise TableError(
@@ -46,21 +47,25 @@ def read_table(path: str | Path, text_column: str = "text") -> pd.DataFrame:
     return frame
 
 
-def _read_json(path: Path, lines: bool) -> pd.DataFrame:
-    """JSON records as Python objects: ids stay ints, dates stay strings (pandas would coerce both)."""
+def _read_records(path: Path) -> pd.DataFrame:
+    source = describe(path)
+    rows = []
+    for record in source_records(source, READ_MAX_CHARS):
+        if record.values is None:
+            where = f" (line {record.line})" if record.line is not None else ""
+            raise TableError(f"{path}: record {record.row}{where}: {record.reason}")
+        rows.append(record.values)
+    if source.format == "parquet":
+        return pd.DataFrame(rows, columns=list(source.columns))
+    # Objects, not inferred dtypes: JSON ids stay ints, dates stay strings, CSV cells stay strings.
+    return pd.DataFrame(rows, columns=list(source.columns) if source.columns else None, dtype=object)
+
+
+def _read_json_array(path: Path) -> pd.DataFrame:
     with path.open(encoding="utf-8") as fh:
-        if lines:
-            records = []
-            for number, line in enumerate(fh, start=1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise ValueError(f"line {number}: {exc}") from exc
-        else:
-            records = json.load(fh)
+        records = json.load(fh)
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise ValueError("expected JSON objects, one per record")
+        raise ValueError("expected a JSON array of objects, one per record")
     return pd.DataFrame(records, dtype=object)
 
 

@@ -114,10 +114,11 @@ def discover(path: str | Path, exclude: tuple[Path, ...] = ()) -> list[Source]:
             raise InputError(f"{path}: no input files")
     else:
         raise InputError(f"{path}: no such file or directory")
-    return [_describe(p) for p in files]
+    return [describe(p) for p in files]
 
 
-def _describe(path: Path) -> Source:
+def describe(path: Path) -> Source:
+    """Format, size and columns of one input file; an unusable file raises :class:`InputError`."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(f"{path}: unsupported format {path.suffix!r}; use one of {', '.join(FORMATS)}")
@@ -306,17 +307,10 @@ def iter_chunks(
     sources: list[Source], text_column: str, chunk_size: int, max_chars: int
 ) -> Iterator[Chunk]:
     """Every record of every source, ``chunk_size`` at a time; chunks never span files."""
-    _ensure_field_limit(max_chars)
     index = 0
     for src in sources:
-        if src.format == "csv":
-            with open(src.path, "rb") as fh:
-                header_end = _header_end(fh)
-            records = _records(src, header_end[0], 0, header_end[1], chunk_size, max_chars)
-        else:
-            records = _records(src, 0, 0, 0, chunk_size, max_chars)
         group: list[_Record] = []
-        for record in records:
+        for record in source_records(src, max_chars, chunk_size):
             group.append(record)
             if len(group) == chunk_size:
                 yield _chunk(index, src, group, text_column, max_chars, src.rows)
@@ -325,6 +319,16 @@ def iter_chunks(
         if group:
             yield _chunk(index, src, group, text_column, max_chars, src.rows)
             index += 1
+
+
+def source_records(src: Source, max_chars: int, batch: int = 1024) -> Iterator[_Record]:
+    """Every record of ``src`` in order (after a CSV header); a bad one carries its ``reason``."""
+    _ensure_field_limit(max_chars)
+    if src.format == "csv":
+        with open(src.path, "rb") as fh:
+            start, lines = _header_end(fh)
+        return _records(src, start, 0, lines, batch, max_chars)
+    return _records(src, 0, 0, 0, batch, max_chars)
 
 
 def _ensure_field_limit(max_chars: int) -> None:
