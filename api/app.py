@@ -36,7 +36,7 @@ from api.services.analysis import model_versions
 from api.services.retraining import churn_model_dir, serve_latest_model
 from api.settings import Settings, get_settings
 from api.web import install as install_web
-from churn.persistence import load_model
+from churn.model import ChurnModel
 
 log = logging.getLogger("cxm.api")
 
@@ -46,7 +46,8 @@ def load_models(settings: Settings, churn_dir: Path | None = None) -> Models:
     (default ``settings.churn_model``; None there too: the one shipped with cxm)."""
     from api.components import build_analyzer
 
-    return Models(analyzer=build_analyzer(settings), churn_model=load_model(churn_dir or settings.churn_model))
+    churn_model = ChurnModel.load(churn_dir or settings.churn_model)
+    return Models(analyzer=build_analyzer(settings), churn_model=churn_model)
 
 
 def _churn_dir(settings: Settings, sessions: sessionmaker) -> Path | None:
@@ -154,7 +155,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         if models is None:
             loaded = await asyncio.to_thread(load_models, settings, churn_dir)
         elif churn_dir is not None:  # handed-in models are the defaults; a pinned or activated model wins
-            loaded = replace(models, churn_model=await asyncio.to_thread(load_model, churn_dir))
+            loaded = replace(models, churn_model=await asyncio.to_thread(ChurnModel.load, churn_dir))
         else:
             loaded = models
         runtime = Runtime(

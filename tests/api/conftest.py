@@ -14,7 +14,7 @@ from api.app import create_app
 from api.auth import create_api_key
 from api.runtime import Models
 from api.services.worker import Worker
-from churn.persistence import load_model
+from churn.model import ChurnModel
 from nlp.analyzer import FeedbackAnalyzer
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -31,7 +31,7 @@ class BrokenAnalyzer:
 @pytest.fixture(scope="session")
 def models(encoder, language_detector) -> Models:
     """The real pipeline with language identification only (fast); the shipped churn model."""
-    return Models(analyzer=FeedbackAnalyzer(encoder, language_detector), churn_model=load_model())
+    return Models(analyzer=FeedbackAnalyzer(encoder, language_detector), churn_model=ChurnModel.load())
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import uvicorn
 from api.app import create_app
 from api.auth import create_api_key
 from api.runtime import Models
-from churn.persistence import load_model
+from churn.model import ChurnModel
 from tests.api.conftest import make_settings
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -67,7 +67,7 @@ def _feedback(now: datetime) -> list[dict]:
 def web_models(churn_analyzer) -> Models:
     """The full default analyzer (sentence sentiment, reasons, churn intent are on the pages) and the
     shipped churn model."""
-    return Models(analyzer=churn_analyzer, churn_model=load_model())
+    return Models(analyzer=churn_analyzer, churn_model=ChurnModel.load())
 
 
 @pytest.fixture(scope="session")
