@@ -27,7 +27,28 @@ def features_for(model, tables: ChurnTables, cutoff) -> pd.DataFrame:
 
 def score_at(model, tables: ChurnTables, cutoff, *, threshold: float | None = None, capacity: int | None = None,
              intent_sentence=None) -> pd.DataFrame:
-    """:func:`score_customers` for customers active at ``cutoff``, reasons with their evidence."""
+    """:func:`score_customers` for customers active at ``cutoff``, reasons with their evidence.
+
+    Args:
+        model: a fitted :class:`churn.ChurnModel`.
+        tables: the customers' history (:class:`churn.ChurnTables`); only events before ``cutoff`` count.
+        cutoff: the moment to score at (a timestamp or an ISO date string).
+        threshold: the probability that makes a customer ``high`` (default: the model's own).
+        capacity: instead, how many customers the team can call: the top N are ``high``.
+        intent_sentence: finds the sentence that states churn intent, quoted as evidence
+            (e.g. :func:`nlp.signals.churn_intent`); None quotes the whole message.
+
+    Returns:
+        One row per active customer: ``customer_id``, ``probability``, ``tier``, ``reasons``
+        (plain words) and ``drivers`` (kind, text, evidence).
+
+    Example:
+        >>> from churn import REASON_IDS, score_at, simulate, train_churn_model
+        >>> sim = simulate(1500, seed=1)
+        >>> model = train_churn_model(sim.tables, REASON_IDS).model
+        >>> score_at(model, sim.tables, sim.end, capacity=20)["tier"].value_counts()["high"]
+        20
+    """
     check_is_fitted(model)
     view = as_of(tables, cutoff)
     features = build_features(view, reason_ids_of(model), model.window_days)
@@ -64,10 +85,22 @@ def score_customers(model, features: pd.DataFrame, *, threshold: float | None = 
                     capacity: int | None = None, evidence: Evidence | None = None) -> pd.DataFrame:
     """One row per customer: customer_id, probability, tier, reasons (plain words), drivers.
 
-    ``drivers`` are the same reasons structured (``kind``, ``contribution``, ``text``,
-    ``evidence``): only risk-raising facts, never absences or unknowns. ``features`` is
-    :func:`churn.features.build_features` output (index or column ``customer_id``). Without
-    ``threshold`` or ``capacity`` the model's own threshold (chosen at training) is used.
+    Args:
+        model: a fitted :class:`churn.ChurnModel`.
+        features: :func:`churn.features_for` output (index or column ``customer_id``).
+        threshold: the probability that makes a customer ``high``; without it or ``capacity`` the
+            model's own threshold (chosen at training) is used.
+        capacity: the top N customers are ``high``, the next N ``medium``.
+        evidence: where reasons find their quotes, answers and ticket ids (:func:`score_at` builds it).
+
+    Returns:
+        A frame with ``customer_id``, ``probability``, ``tier``, ``reasons`` and ``drivers``: the
+        same reasons structured (``kind``, ``contribution``, ``text``, ``evidence``), only
+        risk-raising facts, never absences or unknowns.
+
+    Example:
+        >>> from churn import features_for, score_customers     # model and sim as in score_at
+        >>> score_customers(model, features_for(model, sim.tables, sim.end), capacity=20)
     """
     check_is_fitted(model)
     if not isinstance(features, pd.DataFrame):

@@ -113,6 +113,21 @@ class FewShotReasonHead(ClassifierMixin, BaseEstimator):
     one sigmoid per reason). ``threshold="auto"`` picks the cut-off that maximises cross-validated
     micro-F1, so the multi-label output is calibrated on the user's own data. ``predict`` gives
     labels (scikit-learn's convention); :meth:`tag` the reasons with their scores, as the analyzer wants.
+
+    Args:
+        C: inverse regularisation strength of the logistic regressions.
+        threshold: the score a reason needs to be kept (multi-label), or ``"auto"``.
+        class_weight: ``"balanced"`` weighs rare reasons up; None weighs every row alike.
+        cv: folds for the automatic threshold.
+        max_iter: solver iterations.
+        random_state: seed of the cross-validation split.
+
+    Example:
+        >>> head = FewShotReasonHead().fit(encoder.encode(texts), ["price", "billing", ...])  # doctest: +SKIP
+        >>> head.predict(encoder.encode(["Far too expensive."]))                          # doctest: +SKIP
+        array(['price'], dtype=object)
+        >>> head.tag(encoder.encode(["Far too expensive."]))[0][0]                        # doctest: +SKIP
+        ReasonScore(id='price', score=0.97)
     """
 
     def __init__(self, C: float = 1.0, threshold: float | str = "auto", class_weight: str | None = None,

@@ -70,6 +70,14 @@ class TopicModel:
     finds again, so dashboards keep their series. ``-1`` means "no topic" (outlier).
     ``predict`` gives topic ids and ``predict_proba`` their probabilities, as in scikit-learn;
     both raise :class:`~sklearn.exceptions.NotFittedError` before :meth:`fit` or :meth:`load`.
+
+    Args:
+        config: topic size, number of topics, keyword settings (:class:`TopicModelConfig`).
+
+    Example:
+        >>> model = TopicModel().fit(texts, encoder.encode(texts), encoder)   # doctest: +SKIP
+        >>> model.predict(encoder.encode(["The app logs me out."]))           # doctest: +SKIP
+        >>> model.save("topics/"); TopicModel.load("topics/")                 # doctest: +SKIP
     """
 
     def __init__(self, config: TopicModelConfig | None = None):
