@@ -3,7 +3,6 @@ headless Chromium (Debian's ``chromium`` and ``chromium-driver``) to drive it.""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from api.auth import create_api_key
 from api.runtime import Models
 from churn.model import ChurnModel
 from tests.api.conftest import make_settings
+from tests.throwaway_postgres import free_port
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 LEAVER = "web-leaver"
@@ -40,12 +40,6 @@ class LiveApp:
             key, secret = create_api_key(session, f"{role}-{uuid.uuid4().hex[:6]}", role)
             session.commit()
             return key.id, secret
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _feedback(now: datetime) -> list[dict]:
@@ -74,7 +68,7 @@ def web_models(churn_analyzer) -> Models:
 def live_app(settings, web_models, tmp_path_factory):
     app = create_app(make_settings(settings, f"sqlite:///{tmp_path_factory.mktemp('web') / 'cxm.db'}"),
                      models=web_models)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
