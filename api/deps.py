@@ -47,20 +47,27 @@ def get_analyzer(runtime: RuntimeDep) -> Analyzer:
 AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
 
 
-def caller(request: Request, runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key)]) -> Principal:
-    # Wrong keys are counted per client address: once its budget is spent, that address gets 429
-    # before any key is looked at, so keys cannot be tried at the full request rate.
+def authenticate_client(request: Request, runtime: Runtime, key: str | None) -> Principal:
+    """The key's principal, for the API and the web sign-in alike.
+
+    Wrong keys are counted per client address: once its budget is spent, that address gets 429
+    before any key is looked at, so keys cannot be tried at the full request rate.
+    """
     client = request.client.host if request.client else "unknown"
     runtime.failed_auth.check(client, spend=False)
     # A session of its own, closed at once: a request waiting on the models must not hold a
     # pooled connection (under load that exhausts the pool).
     with runtime.sessions() as session:
         try:
-            principal = authenticate(session, key)
+            return authenticate(session, key)
         except ApiError:
             if key:
                 runtime.failed_auth.spend(client)
             raise
+
+
+def caller(request: Request, runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key)]) -> Principal:
+    principal = authenticate_client(request, runtime, key)
     runtime.limiter.check(principal.key_id)
     return principal
 

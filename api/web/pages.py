@@ -13,8 +13,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from api.auth import Principal, authenticate, principal_for_key
-from api.deps import RuntimeDep, SessionDep
+from api.auth import Principal, principal_for_key
+from api.deps import RuntimeDep, SessionDep, authenticate_client
 from api.errors import ApiError
 from api.schemas.cases import CaseUpdate
 from api.services import cases, customers, metrics
@@ -149,14 +149,9 @@ def login_form(request: Request, next: str | None = None, notice: str | None = N
 def login(request: Request, runtime: RuntimeDep, form: Form) -> Response:
     """Exchange a pasted API key for a session cookie that holds the key's id, never the key."""
     key, wanted = form.get("key", "").strip(), _local(form.get("next"), "")
-    client = request.client.host if request.client else "unknown"
     try:
-        runtime.failed_auth.check(client, spend=False)
-        with runtime.sessions() as session:
-            principal = authenticate(session, key)
+        principal = authenticate_client(request, runtime, key)
     except ApiError as error:
-        if key and error.status_code != 429:
-            runtime.failed_auth.spend(client)
         message = "Paste an API key." if not key else f"Not signed in: {error.detail}."
         return _login_page(request, 429 if error.status_code == 429 else 401, next=wanted, error=message)
     response = RedirectResponse(wanted or _home(principal), 303)
