@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query
 from api.deps import RuntimeDep, SessionDep, Viewer
 from api.errors import ApiError
 from api.schemas.common import ERROR_RESPONSES
-from api.schemas.metrics import MetricName, MetricPublic, Period
+from api.schemas.metrics import MetricComparison, MetricName, MetricPublic, Period
 from api.schemas.topics import EmergingTopics, TopicList, TopicPeriod, TopicTrends
-from api.services import metrics, topics
+from api.services import metrics, significance, topics
 
 router = APIRouter(prefix="/v1", tags=["metrics"], responses=ERROR_RESPONSES)
 
@@ -33,9 +33,31 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[datetime | No
     return start, end
 
 
+@router.get("/metrics/compare", response_model=MetricComparison, summary="Is a difference real?",
+            description="Group `b` minus group `a` of one metric, with a 95% confidence interval and a two-sided "
+                        "test: two periods (`a_period`, `b_period`: keys such as 2026-10 or 2026-W44), two segments "
+                        "of `by` (`a`, `b`), or both. Segments follow the `min_group_size` rule.")
+def compare(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    _: Viewer,
+    metric: MetricName,
+    by: Annotated[str | None, Query(max_length=64, description="Segment attribute or 'channel'.")] = None,
+    a: Annotated[str | None, Query(max_length=200, description="Segment of `by` for group a.")] = None,
+    b: Annotated[str | None, Query(max_length=200, description="Segment of `by` for group b.")] = None,
+    a_period: Annotated[str, Query(max_length=10, description="Period key of group a.")] = "all",
+    b_period: Annotated[str, Query(max_length=10, description="Period key of group b.")] = "all",
+    start: Start = None,
+    end: End = None,
+) -> MetricComparison:
+    return significance.compare(session, metric, by, a, b, a_period, b_period, *_window(start, end),
+                                runtime.settings.min_group_size)
+
+
 @router.get("/metrics/{metric}", response_model=MetricPublic, summary="NPS, CSAT, CES, FRT, ART or FCR",
             description="With `by`, segments with fewer than `min_group_size` distinct customers in a period are "
-                        "merged into the segment '(other)'.")
+                        "merged into the segment '(other)'. Each group's `change` is its difference from the same "
+                        "segment's previous period, with a 95% confidence interval and p-value.")
 def metric(
     metric: MetricName,
     session: SessionDep,
@@ -46,7 +68,8 @@ def metric(
     start: Start = None,
     end: End = None,
 ) -> MetricPublic:
-    return metrics.compute(session, metric, period, by, *_window(start, end), runtime.settings.min_group_size)
+    return significance.with_changes(
+        metrics.compute(session, metric, period, by, *_window(start, end), runtime.settings.min_group_size))
 
 
 @router.get("/topics", response_model=TopicList, tags=["topics"], summary="Topic counts and sentiment")
