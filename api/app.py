@@ -28,7 +28,7 @@ from api.deps import caller, no_nul_in_url
 from api.db.engine import make_engine, make_sessionmaker, migrate
 from api.errors import ApiError, error_response, install_error_handlers
 from api.pii import PiiRedactor
-from api.routes import admin, cases, customers, feedback, health, metrics, outcomes
+from api.routes import admin, alerts, cases, customers, feedback, health, metrics, outcomes
 from api.schemas.feedback import FeedbackItem
 from api.schemas.outcomes import OutcomeItem
 from api.runtime import MicroBatcher, Models, Runtime
@@ -198,7 +198,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
     # BodyLimit's 413 for a streamed body in an ExceptionGroup (FastAPI then answered 400).
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     _instrument(app)
-    for module in (health, feedback, outcomes, customers, cases, metrics, admin):
+    for module in (health, feedback, outcomes, customers, cases, metrics, admin, alerts):
         app.include_router(module.router)
     install_web(app, settings)
     app.openapi = _openapi(app)

@@ -172,6 +172,18 @@ class Settings(BaseSettings):
         "model's is at least this (negative: a small loss is tolerated for fresher data).",
     )
 
+    # Alerts (rules and their webhooks are in the database, managed through /v1/admin/alerts)
+    alerts_interval_s: float = Field(
+        60.0, ge=0, le=86_400, description="`cxm worker` evaluates alert rules and sends due webhooks this often "
+        "(0: off; `cxm alerts run` from cron does the same once).")
+    alerts_timeout_s: float = Field(5.0, gt=0, le=120, description="One webhook call gives up after this.")
+    alerts_max_attempts: int = Field(
+        8, ge=1, le=50, description="Webhook calls per alert before its delivery is recorded failed.")
+    alerts_retry_base_s: float = Field(
+        30.0, gt=0, le=86_400, description="Wait before the first retry of a failed webhook call, doubled after "
+        "each further failure (exponential backoff) up to CXM_ALERTS_RETRY_MAX_S.")
+    alerts_retry_max_s: float = Field(3600.0, gt=0, le=7 * 86_400, description="Longest wait between retries.")
+
     # Web app (/app)
     web_secret: SecretStr | None = Field(
         None, description="Signs the web app's session cookies; unset: a random secret per process, so "

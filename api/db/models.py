@@ -1,5 +1,5 @@
 """The tables: raw feedback stored before analysis, customers, tickets, churn outcomes, risk, cases and
-their audit trail, API keys and model (re)training runs."""
+their audit trail, API keys, model (re)training runs, and alert rules with their alerts and delivery log."""
 
 from __future__ import annotations
 
@@ -228,3 +228,64 @@ class ModelRun(Base):
     force: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column()
+
+
+class AlertRule(Base):
+    """An admin's alert rule: what to watch (``kind`` and its ``params``) and the webhook to call.
+
+    ``secret`` signs every delivery (HMAC-SHA256); it is shown once, at creation or rotation.
+    """
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    webhook_url: Mapped[str] = mapped_column(Text)
+    payload_format: Mapped[str] = mapped_column(String(16))
+    secret: Mapped[str] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_evaluated_at: Mapped[datetime | None] = mapped_column()
+
+
+class Alert(Base):
+    """One fired condition, unique by ``dedup_key``, and the state of its webhook delivery.
+
+    ``pending`` alerts are sent when ``next_attempt_at`` is due (retries survive restarts);
+    ``suppressed`` ones were already true when the rule first ran and are never sent.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id"), index=True)
+    dedup_key: Mapped[str] = mapped_column(String(400), unique=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cleared_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    log: Mapped[list[AlertAttempt]] = relationship(order_by="AlertAttempt.id")
+
+
+class AlertAttempt(Base):
+    """The delivery log: one row per webhook call, with its HTTP status or error."""
+
+    __tablename__ = "alert_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Float)

@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from api.db.models import (
     OPEN_CASE_STATUSES,
+    Alert,
+    AlertAttempt,
+    AlertRule,
     ApiKey,
     Case,
     CaseEvent,
@@ -433,3 +436,95 @@ def fail_stale_model_runs(session: Session, stale_before: datetime, error: str, 
         .values(status="failed", error=error, finished_at=at)
     )
     return result.rowcount or 0
+
+
+# Alerts
+
+
+def add_alert_rule(session: Session, rule: AlertRule) -> AlertRule:
+    session.add(rule)
+    session.flush()
+    return rule
+
+
+def alert_rules(session: Session, enabled_only: bool = False) -> list[AlertRule]:
+    query = select(AlertRule).order_by(AlertRule.id)
+    return list(session.scalars(query.where(AlertRule.enabled.is_(True)) if enabled_only else query))
+
+
+def get_alert_rule(session: Session, rule_id: int) -> AlertRule | None:
+    return session.get(AlertRule, rule_id)
+
+
+def delete_alert_rule(session: Session, rule_id: int) -> None:
+    """The rule, its alerts and their delivery log."""
+    alerts = select(Alert.id).where(Alert.rule_id == rule_id).scalar_subquery()
+    session.execute(AlertAttempt.__table__.delete().where(AlertAttempt.alert_id.in_(alerts)))
+    session.execute(Alert.__table__.delete().where(Alert.rule_id == rule_id))
+    session.execute(AlertRule.__table__.delete().where(AlertRule.id == rule_id))
+
+
+def add_alert(session: Session, values: dict[str, Any]) -> bool:
+    """Insert an alert unless one with its ``dedup_key`` exists (also one a concurrent run just added)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (dialect.insert(Alert.__table__).values(**values)
+                 .on_conflict_do_nothing(index_elements=["dedup_key"]).returning(Alert.id))
+    return session.execute(statement).scalar() is not None
+
+
+def uncleared_alert_subjects(session: Session, rule_id: int) -> set[str]:
+    return set(session.scalars(select(Alert.subject).where(Alert.rule_id == rule_id, Alert.cleared_at.is_(None))))
+
+
+def clear_alerts(session: Session, rule_id: int, subjects: Iterable[str], at: datetime) -> None:
+    """Record that the condition of these subjects' alerts stopped holding."""
+    subjects = sorted(subjects)
+    for start in range(0, len(subjects), 500):
+        session.execute(update(Alert).where(Alert.rule_id == rule_id, Alert.cleared_at.is_(None),
+                                            Alert.subject.in_(subjects[start:start + 500])).values(cleared_at=at))
+
+
+def risk_scores_in_tier(session: Session, tier: str) -> list[RiskScore]:
+    return list(session.scalars(select(RiskScore).where(RiskScore.tier == tier).order_by(RiskScore.customer_id)))
+
+
+def open_cases_opened_before(session: Session, before: datetime) -> list[Case]:
+    return list(session.scalars(select(Case).where(Case.status.in_(OPEN_CASE_STATUSES), Case.opened_at < before)
+                                .order_by(Case.id)))
+
+
+def feedback_since(session: Session, start: datetime) -> list[Feedback]:
+    return list(session.scalars(select(Feedback).where(Feedback.created_at >= start)))
+
+
+def due_alert_ids(session: Session, now: datetime, limit: int) -> list[int]:
+    """Pending alerts of enabled rules whose next delivery attempt is due, the longest waiting first."""
+    query = (select(Alert.id).join(AlertRule, AlertRule.id == Alert.rule_id)
+             .where(Alert.status == "pending", Alert.next_attempt_at <= now, AlertRule.enabled.is_(True))
+             .order_by(Alert.next_attempt_at, Alert.id).limit(limit))
+    return list(session.scalars(query))
+
+
+def claim_alert(session: Session, alert_id: int, now: datetime, until: datetime) -> Alert | None:
+    """The due alert, held until ``until`` for this process's delivery attempt (compare-and-set: of two
+    processes, one gets it); None when another process took it or it is no longer due."""
+    claimed = session.execute(update(Alert).where(Alert.id == alert_id, Alert.status == "pending",
+                                                  Alert.next_attempt_at <= now).values(next_attempt_at=until))
+    return session.get(Alert, alert_id, populate_existing=True) if claimed.rowcount == 1 else None
+
+
+def add_alert_attempt(session: Session, attempt: AlertAttempt) -> None:
+    session.add(attempt)
+
+
+def list_alerts(session: Session, rule_id: int | None, status: str | None, limit: int,
+                offset: int) -> tuple[list[Alert], int]:
+    """Latest first, each with its delivery log."""
+    query = select(Alert)
+    if rule_id is not None:
+        query = query.where(Alert.rule_id == rule_id)
+    if status is not None:
+        query = query.where(Alert.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.options(selectinload(Alert.log)).order_by(Alert.id.desc()).limit(limit).offset(offset))
+    return list(rows), int(total or 0)

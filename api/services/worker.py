@@ -1,4 +1,4 @@
-"""``cxm worker``: retraining runs and pending analyses, out of the API's serving processes.
+"""``cxm worker``: retraining runs, pending analyses and alerts, out of the API's serving processes.
 
 Any number of workers may run: a run is claimed on a lease (``services.retraining``), and
 re-analysing a row twice only repeats the same result.
@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from api.db import queries
 from api.errors import DATABASE_DOWN
+from api.services import alerts
 from api.services.analysis import model_versions, retry_pending
 from api.services.retraining import RetrainOutcome, RunLost, run_queued, worker_name
 from api.settings import Settings
@@ -55,7 +56,7 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Poll every CXM_WORKER_POLL_INTERVAL_S until ``stop``; a database outage is waited out."""
-        next_retry = 0.0
+        next_retry = next_alerts = 0.0
         while not stop.is_set():
             try:
                 for outcome in run_queued(self.sessions, self.settings, self.name):
@@ -64,6 +65,9 @@ class Worker:
                 if interval > 0 and time.monotonic() >= next_retry:
                     self._retry_analyses()
                     next_retry = time.monotonic() + interval
+                if self.settings.alerts_interval_s > 0 and time.monotonic() >= next_alerts:
+                    alerts.run(self.sessions, self.settings)
+                    next_alerts = time.monotonic() + self.settings.alerts_interval_s
             except DATABASE_DOWN as exc:
                 log.warning("database unavailable (%s); trying again", type(getattr(exc, "orig", exc)).__name__)
             except RunLost as exc:
