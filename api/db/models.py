@@ -82,6 +82,15 @@ class Customer(Base):
 class Feedback(Base):
     __tablename__ = "feedback"
 
+    __table_args__ = (
+        # Covering indexes: dashboards aggregate scores and topics from the index alone (PostgreSQL
+        # index-only scans), not from the wide rows; the pending index is the analysis work queue.
+        Index("ix_feedback_scores", "created_at", "nps", "csat", "ces", "customer_id", "channel"),
+        Index("ix_feedback_topics", "created_at", "topic_id", "sentiment_score", "topic_label",
+              sqlite_where=text("topic_id IS NOT NULL"), postgresql_where=text("topic_id IS NOT NULL")),
+        Index("ix_feedback_pending", "id", sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(200), unique=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
@@ -103,6 +112,12 @@ class Feedback(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     analysed_at: Mapped[datetime | None] = mapped_column()
 
+    leased_until: Mapped[datetime | None] = mapped_column()
+    """A pending row is not claimed for analysis before this: a worker's lease, or a failed attempt's wait."""
+    sentiment_score: Mapped[float | None] = mapped_column(Float)
+    topic_id: Mapped[int | None] = mapped_column(Integer)
+    """The analysis' top topic (-1: none), null while not analysed: trends group by it in the database."""
+    topic_label: Mapped[str | None] = mapped_column(String(200))
     ticket: Mapped[Ticket | None] = relationship(back_populates="feedback", uselist=False)
 
 
@@ -112,7 +127,7 @@ class Ticket(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id"), unique=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
-    opened_at: Mapped[datetime] = mapped_column()
+    opened_at: Mapped[datetime] = mapped_column(index=True)
     first_response_at: Mapped[datetime | None] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()
     contacts: Mapped[int | None] = mapped_column(Integer)
@@ -201,6 +216,19 @@ class ApiKey(Base):
 
 
 class ModelRun(Base):
+class RateLimitBucket(Base):
+    """A token bucket shared by every API process: ``tokens`` left at ``updated_at`` (epoch seconds)."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    bucket: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    full_at: Mapped[float] = mapped_column(Float, index=True)
+    """When the bucket is full again: rows past it hold nothing and are pruned."""
+    granted: Mapped[bool] = mapped_column(Boolean)
+
+
     """One retraining run; ``activated`` marks the runs whose model was put into service.
 
     The API queues a run; a ``cxm worker`` claims it (``claimed_by``) and keeps ``heartbeat_at``

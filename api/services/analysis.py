@@ -85,6 +85,20 @@ def _record(row: Feedback, result: Analysis | None, error: str | None, versions:
     row.model_versions = versions
     row.analysed_at = now
     row.last_error = None
+    for name, value in aggregated_columns(row.analysis).items():
+        setattr(row, name, value)
+
+
+def aggregated_columns(analysis: dict | None) -> dict[str, object]:
+    """What the dashboards aggregate in the database, kept beside the stored analysis: its most
+    probable topic (-1 and "no topic" when it has none) and sentiment score."""
+    if analysis is None:
+        return {"topic_id": None, "topic_label": None, "sentiment_score": None}
+    topics = analysis.get("topics") or []
+    top = max(topics, key=lambda t: t["probability"]) if topics else {"id": -1, "label": "no topic"}
+    sentiment = analysis.get("sentiment")
+    return {"topic_id": top["id"], "topic_label": top["label"],
+            "sentiment_score": sentiment["score"] if sentiment else None}
 
 
 def retry_pending(

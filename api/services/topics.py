@@ -1,65 +1,61 @@
-"""Topic counts, trends and emerging topics over the stored analyses (``nlp.topics.trends``)."""
+"""Topic counts, trends and emerging topics over the stored analyses, counted by the database
+(``aggregates``: each analysis' top topic and sentiment score are columns of their own)."""
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from datetime import datetime
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from api.db import queries
+from api.db import aggregates
 from api.schemas.topics import EmergingTopic, EmergingTopics, TopicCount, TopicList, TopicTrendPoint, TopicTrends
-from nlp.topics.trends import emerging_topics, topic_trends
+from nlp.topics.trends import flag_emerging
 
 NO_TOPIC = -1
 
 
-def topic_frame(session: Session, start: datetime | None, end: datetime | None) -> pd.DataFrame:
-    """One row per analysed feedback: its top topic (or -1) and sentiment score."""
-    rows = []
-    for f in queries.analysed_feedback(session, start, end):
-        topics = f.analysis.get("topics") or []
-        top = max(topics, key=lambda t: t["probability"]) if topics else None
-        sentiment = f.analysis.get("sentiment")
-        rows.append({"timestamp": pd.Timestamp(f.created_at).tz_convert("UTC").tz_localize(None),
-                     "topic_id": top["id"] if top else NO_TOPIC,
-                     "topic_label": top["label"] if top else "no topic",
-                     "sentiment_score": sentiment["score"] if sentiment else float("nan"),
-                     "channel": f.channel})
-    return pd.DataFrame(rows, columns=["timestamp", "topic_id", "topic_label", "sentiment_score", "channel"])
-
-
 def _number(value) -> float | None:
+    if value is None:
+        return None
     value = float(value)
     return None if math.isnan(value) else round(value, 4)
 
 
-def topics(session: Session, start, end) -> TopicList:
-    frame = topic_frame(session, start, end)
-    total = len(frame)
-    items = []
-    if total:
-        grouped = frame.groupby(["topic_id", "topic_label"]).agg(
-            count=("topic_id", "size"), mean_sentiment=("sentiment_score", "mean")).reset_index()
-        for row in grouped.sort_values(["count", "topic_id"], ascending=[False, True]).itertuples(index=False):
-            items.append(TopicCount(topic_id=int(row.topic_id), label=str(row.topic_label), count=int(row.count),
-                                    share=round(row.count / total, 4), mean_sentiment=_number(row.mean_sentiment)))
+def topics(session: Session, start: datetime | None, end: datetime | None) -> TopicList:
+    counts = aggregates.topic_counts(session, start, end)
+    total = sum(n for _, _, n, _ in counts)
+    items = [TopicCount(topic_id=t, label=label, count=n, share=round(n / total, 4), mean_sentiment=_number(mean))
+             for t, label, n, mean in sorted(counts, key=lambda c: (-c[2], c[0], c[1]))]
     return TopicList(total_feedback=total, items=items)
 
 
+def trend_table(session: Session, period: str, start: datetime | None, end: datetime | None) -> pd.DataFrame:
+    """``nlp.topics.trends.topic_trends``' table, from the database's counts per period and topic."""
+    cells = aggregates.topic_period_counts(session, period, start, end)
+    totals: dict[str, int] = defaultdict(int)
+    labels: dict[int, str] = {}
+    for key, topic, label, n, _ in cells:
+        totals[key] += n
+        labels[topic] = max(labels.get(topic, label), label)
+    rows = sorted(((key, topic, labels[topic], n, n / totals[key], mean) for key, topic, _, n, mean in cells),
+                  key=lambda r: (r[0], -r[3], r[1]))
+    return pd.DataFrame(rows, columns=["period", "topic_id", "topic_label", "count", "share", "mean_sentiment"])
+
+
 def trends(session: Session, period: str, start, end) -> TopicTrends:
-    table = topic_trends(topic_frame(session, start, end), period)
-    items = [TopicTrendPoint(period=str(r.period), topic_id=int(r.topic_id), label=str(r.topic_label),
+    items = [TopicTrendPoint(period=r.period, topic_id=int(r.topic_id), label=str(r.topic_label),
                              count=int(r.count), share=round(float(r.share), 4),
                              mean_sentiment=_number(r.mean_sentiment))
-             for r in table.itertuples(index=False)]
+             for r in trend_table(session, period, start, end).itertuples(index=False)]
     return TopicTrends(period=period, items=items)
 
 
 def emerging(session: Session, period: str, baseline_periods: int, min_count: int) -> EmergingTopics:
-    table = emerging_topics(topic_frame(session, None, None), period, baseline_periods=baseline_periods,
-                            min_count=min_count)
+    table = flag_emerging(trend_table(session, period, None, None), baseline_periods=baseline_periods,
+                          min_count=min_count)
     items = [EmergingTopic(topic_id=int(r.topic_id), label=str(r.topic_label), period=str(r.period),
                            count=int(r.count), share=round(float(r.share), 4),
                            baseline_share=round(float(r.baseline_share), 4), jump=round(float(r.jump), 4),

@@ -100,10 +100,18 @@ def emerging_topics(
     Columns: topic_id, topic_label, period, count, share, baseline_share, jump, lift;
     largest jump first. Empty when there is no earlier period to compare with.
     """
+    return flag_emerging(topic_trends(frame, period), baseline_periods=baseline_periods, min_count=min_count,
+                         min_jump=min_jump, min_lift=min_lift)
+
+
+def flag_emerging(
+    trends: pd.DataFrame, *, baseline_periods: int = 3, min_count: int = 5, min_jump: float = 0.02,
+    min_lift: float = 1.5,
+) -> pd.DataFrame:
+    """:func:`emerging_topics` from a :func:`topic_trends` table (unsegmented), e.g. one counted by a database."""
     if baseline_periods < 1 or min_count < 1 or min_jump < 0 or min_lift < 1:
         raise ValueError("need baseline_periods >= 1, min_count >= 1, min_jump >= 0, min_lift >= 1")
     columns = ["topic_id", "topic_label", "period", "count", "share", "baseline_share", "jump", "lift"]
-    trends = topic_trends(frame, period)
     periods = sorted(trends["period"].unique())
     if len(periods) < 2:
         return pd.DataFrame(columns=columns)
