@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.orm import sessionmaker
 
-from api.auth import Principal, RateLimiter
+from api.auth import Principal, rate_limiter
 from api.deps import caller, no_nul_in_url
 from api.db.engine import make_engine, make_sessionmaker, migrate
 from api.errors import ApiError, error_response, install_error_handlers
@@ -161,13 +161,15 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         runtime = Runtime(
             settings=settings, engine=engine, sessions=sessions, models=loaded,
             redactor=PiiRedactor(settings.pii_redact),
-            limiter=RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst),
-            failed_auth=RateLimiter(settings.api_failed_auth_per_minute, settings.api_failed_auth_per_minute,
-                                    "this client address after failed API keys"),
-            text_volume=RateLimiter(settings.api_analyze_chars_per_minute, settings.api_analyze_chars_per_minute,
-                                    "characters of text this API key sends to /v1/analyze"),
+            limiter=rate_limiter(shared, "requests", settings.api_rate_limit_per_minute, settings.api_rate_limit_burst),
+            failed_auth=rate_limiter(shared, "failed_auth", settings.api_failed_auth_per_minute,
+                                     settings.api_failed_auth_per_minute, "this client address after failed API keys"),
+            text_volume=rate_limiter(shared, "analyze_chars", settings.api_analyze_chars_per_minute,
+                                     settings.api_analyze_chars_per_minute,
+                                     "characters of text this API key sends to /v1/analyze"),
             batcher=MicroBatcher(loaded.analyzer, settings.analyze_batch_wait_ms / 1000, settings.analyze_max_batch,
                                  settings.analyze_max_queue, settings.analyze_timeout_s),
+        shared = engine if settings.api_rate_limits_shared else None
             versions=model_versions(settings, loaded.analyzer), churn_dir=churn_dir,
         )
         runtime.batcher.start()

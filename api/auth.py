@@ -13,6 +13,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.db import queries
@@ -130,3 +131,46 @@ class RateLimiter:
             self._pruned_at = now
         tokens, last = self._buckets.get(key, (self.burst, now))
         return min(self.burst, tokens + (now - last) * self.rate)
+
+
+class SharedRateLimiter(RateLimiter):
+    """:class:`RateLimiter`'s buckets kept in the database, so every API process on every machine
+    spends one budget per key. A bucket is named by ``scope`` and the limits, so processes started
+    with other limits (a rolling change) do not read each other's buckets."""
+
+    PRUNE_EVERY_S = 60.0
+
+    def __init__(self, engine: Engine, scope: str, rate_per_minute: int, burst: int, what: str = "this API key"):
+        super().__init__(rate_per_minute, burst, what)
+        self.engine = engine
+        self.prefix = f"{scope}:{rate_per_minute}:{burst}:"
+
+    def check(self, key: Hashable, *, spend: bool = True, cost: float = 1.0) -> None:
+        if cost > self.burst:
+            raise ApiError(413, "payload_too_large", f"{cost:.0f} exceeds what {self.what} may send at once "
+                           f"({self.burst:.0f}); split it")
+        granted, tokens = self._take(key, cost if spend else 0.0, cost)
+        if not granted:
+            retry = max(1, int((cost - tokens) / self.rate + 0.999))
+            raise ApiError(429, "rate_limited", f"rate limit exceeded for {self.what}",
+                           headers={"Retry-After": str(retry)})
+
+    def spend(self, key: Hashable) -> None:
+        self._take(key, 1.0, 0.0)
+
+    def _take(self, key: Hashable, take: float, need: float) -> tuple[bool, float]:
+        now = time.time()
+        with self.engine.begin() as connection:
+            if time.monotonic() - self._pruned_at > self.PRUNE_EVERY_S:
+                self._pruned_at = time.monotonic()
+                queries.prune_full_buckets(connection, now)
+            return queries.take_tokens(connection, f"{self.prefix}{key}"[:300], rate=self.rate, burst=self.burst,
+                                       take=take, need=need, now=now)
+
+
+def rate_limiter(engine: Engine | None, scope: str, rate_per_minute: int, burst: int,
+                 what: str = "this API key") -> RateLimiter:
+    """Shared through the database when ``engine`` is given, else counted in this process only."""
+    if engine is None:
+        return RateLimiter(rate_per_minute, burst, what)
+    return SharedRateLimiter(engine, scope, rate_per_minute, burst, what)

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         1200, ge=1, description="Sustained requests per API key per minute; beyond it 429."
     )
     api_rate_limit_burst: int = Field(120, ge=1, description="Requests a key may send at once.")
+    api_rate_limits_shared: bool = Field(
+        True, description="Keep the request, character and failed-key budgets in the database, so they hold "
+        "across API processes and machines (one small write per request); false: each process counts its own.")
     api_analyze_chars_per_minute: int = Field(
         120_000, ge=10_000, description="Characters of text one API key may send to POST /v1/analyze per minute "
         "(also the most in one call; beyond it 413): the request limit alone lets one key's long texts hold the "
