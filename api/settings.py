@@ -133,10 +133,16 @@ class Settings(BaseSettings):
         256, ge=1, le=100_000, description="Most /v1/analyze calls waiting for the model; beyond it 503 + Retry-After.")
     analyze_timeout_s: float = Field(
         30.0, gt=0, le=600, description="A /v1/analyze call waiting longer for the model gets 503 + Retry-After.")
-    analyze_on_ingest: bool = Field(True, description="Analyse stored feedback within the request.")
+    analyze_on_ingest: bool = Field(
+        True, description="Analyse stored feedback within the request (inline, the embedded default); false: "
+        "queued mode, POST /v1/feedback answers once rows are stored and `cxm worker` processes analyse them.")
+    ingest_max_pending: int = Field(
+        100_000, ge=0, description="Back-pressure: while more feedback rows than this wait for analysis, "
+        "POST /v1/feedback answers 503 ingest_backlog with Retry-After (0: no bound).")
     analysis_max_attempts: int = Field(5, ge=1, description="Attempts before a row is marked failed.")
     analysis_retry_interval_s: float = Field(
-        30.0, ge=0, description="`cxm worker` retries pending analyses this often (0: off)."
+        30.0, ge=0, description="A failed analysis is retried by `cxm worker` after this long (0: `cxm worker` "
+        "retries no analyses, unless queued mode: analyze_on_ingest false)."
     )
     worker_poll_interval_s: float = Field(
         5.0, gt=0, le=3600, description="`cxm worker` looks for queued retraining runs this often.")

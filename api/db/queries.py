@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, String, and_, bindparam, case, cast, delete, func, or_, select, text, update
+from sqlalchemy import String, and_, bindparam, case, cast, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -25,6 +25,7 @@ from api.db.models import (
     RiskScore,
     RateLimitBucket,
     Ticket,
+    utcnow,
 )
 
 
@@ -74,14 +75,29 @@ def add_feedback(session: Session, feedback: Feedback, ticket: Ticket | None) ->
 
 
 def feedback_to_analyse(session: Session, max_attempts: int, limit: int) -> list[Feedback]:
-    return list(
-        session.scalars(
-            select(Feedback)
-            .where(Feedback.status == "pending", Feedback.attempts < max_attempts)
-            .order_by(Feedback.id)
-            .limit(limit)
-        )
-    )
+    """Pending rows no one holds a lease on (nor waits to retry), oldest first."""
+    return list(session.scalars(select(Feedback).where(_claimable(max_attempts, utcnow()))
+                                .order_by(Feedback.id).limit(limit)))
+
+
+def claim_pending(session: Session, max_attempts: int, limit: int, until: datetime) -> dict[int, str | None]:
+    """Lease up to ``limit`` claimable pending rows until ``until``: their id -> text. One UPDATE whose
+    candidates are locked with FOR UPDATE SKIP LOCKED on PostgreSQL, so concurrent workers take
+    disjoint rows without waiting; SQLite runs one writer at a time and the re-checked condition does it."""
+    condition = _claimable(max_attempts, utcnow())
+    # A CTE is evaluated once: as a plain IN (subquery) PostgreSQL may re-run it and take more than ``limit``.
+    candidates = (select(Feedback.id).where(condition).order_by(Feedback.id).limit(limit)
+                  .with_for_update(skip_locked=True).cte("claimable"))
+    claimed = session.execute(update(Feedback).where(Feedback.id.in_(select(candidates.c.id)), condition)
+                              .values(leased_until=until).returning(Feedback.id, Feedback.text)
+                              .execution_options(synchronize_session=False))
+    return dict(sorted(claimed.tuples()))
+
+
+def pending_backlog(session: Session, bound: int) -> int:
+    """Pending rows, counted up to ``bound + 1`` only: the check costs the same however deep the queue."""
+    capped = select(Feedback.id).where(Feedback.status == "pending").limit(bound + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(capped)) or 0)
 
 
 def feedback_by_ids(session: Session, ids: Sequence[int]) -> list[Feedback]:
@@ -90,7 +106,7 @@ def feedback_by_ids(session: Session, ids: Sequence[int]) -> list[Feedback]:
 
 def requeue_failed(session: Session) -> int:
     result = session.execute(
-        update(Feedback).where(Feedback.status == "failed").values(status="pending", attempts=0)
+        update(Feedback).where(Feedback.status == "failed").values(status="pending", attempts=0, leased_until=None)
     )
     return result.rowcount or 0
 
@@ -216,40 +232,6 @@ def analysed_feedback(session: Session, start: datetime | None, end: datetime | 
     return list(session.scalars(_period(query, Feedback.created_at, start, end)))
 
 
-def _analysis_text(*path: str):
-    return Feedback.analysis[path].as_string()
-
-
-def sentiment_counts(session: Session, by: str, start: datetime | None,
-                     end: datetime | None) -> list[tuple[str | None, str | None, int, float | None]]:
-    """``(group, label, count, mean score)`` of analysed feedback, grouped by ``by`` ("channel" or
-    "language") and sentiment label: counted in the database, however many rows there are."""
-    group = Feedback.channel if by == "channel" else _analysis_text("language")
-    label = _analysis_text("sentiment", "label")
-    score = func.avg(cast(_analysis_text("sentiment", "score"), Float))
-    query = (select(group, label, func.count(), score)
-             .where(Feedback.status == "analysed", Feedback.analysis.is_not(None)).group_by(group, label))
-    return [tuple(r) for r in session.execute(_period(query, Feedback.created_at, start, end))]
-
-
-def feedback_where(session: Session, start: datetime | None, end: datetime | None, *, limit: int,
-                   channel: str | None = None, language: str | None = None,
-                   sentiment: str | None = None) -> tuple[list[Feedback], int]:
-    """Newest analysed feedback with text in the window matching the given channel, language and
-    sentiment label (at most ``limit``), and how many match."""
-    query = select(Feedback).where(Feedback.status == "analysed", Feedback.text.is_not(None))
-    if channel is not None:
-        query = query.where(Feedback.channel == channel)
-    if language is not None:
-        query = query.where(_analysis_text("language") == language)
-    if sentiment is not None:
-        query = query.where(_analysis_text("sentiment", "label") == sentiment)
-    query = _period(query, Feedback.created_at, start, end)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
-    return list(rows), int(total or 0)
-
-
 def _period(query, column, start: datetime | None, end: datetime | None):
     if start is not None:
         query = query.where(column >= start)
@@ -279,10 +261,8 @@ def triage_queue(
     min_probability: float | None,
     limit: int,
     offset: int,
-    sort: str = "probability",
 ) -> tuple[list[tuple[RiskScore, Customer, Case | None]], int]:
-    """Customers with their current case, ranked by risk (``sort``: "probability"), oldest case first
-    ("age") or newest feedback first ("feedback"); filters apply before paging."""
+    """Customers ranked by risk with their current case; filters apply before paging."""
     newest = (
         select(Case.customer_id, func.max(Case.id).label("case_id"))
         .group_by(Case.customer_id)
@@ -317,15 +297,9 @@ def triage_queue(
     if assignee is not None:
         query = query.where(Case.assignee == assignee)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    order = [RiskScore.probability.desc(), RiskScore.customer_id]
-    if sort == "age":
-        order = [Case.opened_at.is_(None), Case.opened_at, *order]
-    elif sort == "feedback":
-        last = (select(Feedback.customer_id, func.max(Feedback.created_at).label("at"))
-                .group_by(Feedback.customer_id).subquery())
-        query = query.outerjoin(last, last.c.customer_id == RiskScore.customer_id)
-        order = [last.c.at.is_(None), last.c.at.desc(), *order]
-    rows = session.execute(query.order_by(*order).limit(limit).offset(offset)).tuples()
+    rows = session.execute(
+        query.order_by(RiskScore.probability.desc(), RiskScore.customer_id).limit(limit).offset(offset)
+    ).tuples()
     return list(rows), int(total or 0)
 
 

@@ -14,7 +14,7 @@ from api.runtime import AnalysisBusy
 from api.schemas.analysis import AnalysisPublic, AnalyzeIn, AnalyzeOut, AnalyzeResult
 from api.schemas.common import ERROR_RESPONSES, ErrorResponse
 from api.schemas.feedback import FeedbackBatchResult, SocialFeedback, SurveyFeedback, TicketFeedback
-from api.services.ingestion import ingest
+from api.services.ingestion import IngestBacklog, check_backlog, ingest
 
 log = logging.getLogger("cxm.api")
 router = APIRouter(prefix="/v1", tags=["feedback"], responses=ERROR_RESPONSES)
@@ -48,6 +48,11 @@ async def post_feedback(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Ingest,
     if len(items) > limit:
         raise ApiError(413, "batch_too_large", f"{len(items)} items; at most {limit} per request")
     settings = runtime.settings
+    try:
+        await run_in_threadpool(check_backlog, runtime.sessions, settings.ingest_max_pending)
+    except IngestBacklog as exc:
+        raise ApiError(503, "ingest_backlog", f"{exc}; retry later",
+                       headers={"Retry-After": str(int(max(settings.worker_poll_interval_s, 5)))}) from exc
     return await run_in_threadpool(
         ingest, runtime.sessions, items, redactor=runtime.redactor,
         analyzer=analyzer if settings.analyze_on_ingest else None, versions=runtime.versions,

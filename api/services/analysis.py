@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.orm import sessionmaker
 
@@ -48,10 +48,12 @@ def analyse_stored(
     texts: dict[int, str | None],
     versions: dict[str, str],
     max_attempts: int,
+    retry_after_s: float = 0.0,
 ) -> AnalysisOutcome:
     """Analyse stored rows (id -> text) in one batch with no database connection held while the
     model runs (under ingest load that ran the pool dry), then record each result or error in one
-    short transaction. Rows another worker finished meanwhile keep that worker's result."""
+    short transaction; a failed row is not retried for ``retry_after_s``. Rows another worker
+    finished meanwhile keep that worker's result."""
     with_text = [i for i, t in texts.items() if t and t.strip()]
     try:
         results = analyzer.analyze([texts[i] for i in with_text]) if with_text else []
@@ -66,6 +68,7 @@ def analyse_stored(
         for row in rows:
             if row.status == "pending":
                 _record(row, *found.get(row.id, (None, None)), versions, max_attempts, now)
+                row.leased_until = now + timedelta(seconds=retry_after_s) if row.status == "pending" else None
             setattr(outcome, row.status, getattr(outcome, row.status) + 1)
             outcome.statuses[row.id] = row.status
         queries.mark_customers_for_scoring(session, [r.customer_id for r in rows if r.status == "analysed"])
@@ -109,12 +112,18 @@ def retry_pending(
     *,
     include_failed: bool = False,
     limit: int = 256,
+    lease_s: float = 300.0,
+    retry_after_s: float = 0.0,
 ) -> tuple[int, AnalysisOutcome]:
-    """One pass of the retry worker: analyse up to ``limit`` pending rows, committing the result."""
+    """One pass of a worker: lease up to ``limit`` pending rows for ``lease_s`` (any number of workers
+    take disjoint rows; a row of a worker that died is taken again once its lease ends), analyse them
+    and commit the results."""
     with sessions() as session:
         if include_failed:
             queries.requeue_failed(session)
-        texts = {row.id: row.text for row in queries.feedback_to_analyse(session, max_attempts, limit)}
+        texts = queries.claim_pending(session, max_attempts, limit,
+                                      datetime.now(timezone.utc) + timedelta(seconds=lease_s))
         session.commit()
-    outcome = analyse_stored(sessions, analyzer, texts, versions, max_attempts) if texts else AnalysisOutcome()
+    outcome = (analyse_stored(sessions, analyzer, texts, versions, max_attempts, retry_after_s) if texts
+               else AnalysisOutcome())
     return len(texts), outcome

@@ -49,11 +49,10 @@ def _excerpt(row: Feedback) -> Excerpt:
 
 
 def at_risk(session: Session, *, tiers, segments, statuses, assignee, min_probability, limit, offset,
-            excerpts: int = 3, sort: str = "probability") -> AtRiskPage:
-    """One page of the queue; ``sort`` as ``queries.triage_queue``'s."""
+            excerpts: int = 3) -> AtRiskPage:
     rows, total = queries.triage_queue(session, tiers=tiers, segments=segments, statuses=statuses,
                                        assignee=assignee, min_probability=min_probability,
-                                       limit=limit, offset=offset, sort=sort)
+                                       limit=limit, offset=offset)
     latest = queries.latest_texts(session, [risk.customer_id for risk, _, _ in rows], excerpts)
     items = [
         AtRiskCustomer(

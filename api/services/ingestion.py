@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -22,6 +22,22 @@ from api.schemas.feedback import FeedbackBatchResult, FeedbackItem, ItemResult, 
 from api.services.analysis import Analyzer, analyse_stored
 
 _ITEM = TypeAdapter(FeedbackItem)
+INLINE_LEASE_S = 300.0
+"""How long rows an API process analyses itself are kept from workers (a 500-item batch takes seconds)."""
+
+
+class IngestBacklog(Exception):
+    """More feedback waits for analysis than the configured bound: ingest later."""
+
+
+def check_backlog(sessions: sessionmaker, max_pending: int) -> None:
+    """Back-pressure: :class:`IngestBacklog` while more than ``max_pending`` rows wait (0: no bound)."""
+    if max_pending <= 0:
+        return
+    with sessions() as session:
+        pending = queries.pending_backlog(session, max_pending)
+    if pending > max_pending:
+        raise IngestBacklog(f"more than {max_pending} feedback rows wait for analysis")
 
 
 def _reason(exc: ValidationError) -> str:
@@ -124,8 +140,8 @@ def _content(row: Feedback, ticket: Ticket | None) -> tuple:
             ticket and tuple(getattr(ticket, name) for name in _TICKET_CONTENT))
 
 
-def _store(session: Session, valid: list[tuple[int, Any]],
-           redactor: PiiRedactor) -> tuple[list[ItemResult], dict[int, str | None]]:
+def _store(session: Session, valid: list[tuple[int, Any]], redactor: PiiRedactor,
+           lease_until: datetime | None) -> tuple[list[ItemResult], dict[int, str | None]]:
     existing = queries.feedback_by_external_ids(session, [item.external_id for _, item in valid])
     results, new_texts = [], {}
     attributes: dict[str, dict[str, Any]] = {}
@@ -144,6 +160,7 @@ def _store(session: Session, valid: list[tuple[int, Any]],
         fresh.append((index, item, row, ticket))
     queries.upsert_customers(session, attributes)
     for index, item, row, ticket in fresh:
+        row.leased_until = lease_until
         queries.add_feedback(session, row, ticket)
         new_texts[row.id] = row.text
         results.append(ItemResult(index=index, external_id=item.external_id, status="stored",
@@ -159,14 +176,16 @@ def ingest(
     analyzer: Analyzer | None = None,
     versions: dict[str, str] | None = None,
     max_attempts: int = 5,
+    retry_after_s: float = 0.0,
 ) -> FeedbackBatchResult:
     """Validate, store and (when an analyzer is given) analyse a batch; one result per item.
 
     ``items`` are JSON-like dicts or ``SurveyFeedback`` / ``SocialFeedback`` / ``TicketFeedback``.
-    Rows are committed before analysis, so a failing analyzer leaves them pending, never lost.
+    Rows are committed before analysis, so a failing analyzer leaves them pending, never lost; without
+    an analyzer they stay pending for ``cxm worker`` (queued mode).
     """
     valid, results = validate_items(items)
-    return ingest_valid(sessions, valid, redactor, analyzer, versions, max_attempts, results)
+    return ingest_valid(sessions, valid, redactor, analyzer, versions, max_attempts, results, retry_after_s)
 
 
 def ingest_valid(
@@ -177,16 +196,19 @@ def ingest_valid(
     versions: dict[str, str] | None = None,
     max_attempts: int = 5,
     results: list[ItemResult] | None = None,
+    retry_after_s: float = 0.0,
 ) -> FeedbackBatchResult:
     """:func:`ingest` for items :func:`validate_items` already accepted, as its ``(index, item)``
-    pairs; ``results`` are its rejections, reported with the stored items."""
+    pairs; ``results`` are its rejections, reported with the stored items. Rows this call analyses
+    are leased to it, so no worker takes them meanwhile (unless this process dies: the lease ends)."""
+    lease_until = datetime.now(timezone.utc) + timedelta(seconds=INLINE_LEASE_S) if analyzer is not None else None
     results = list(results or [])
     stored: list[ItemResult] = []
     new_texts: dict[int, str | None] = {}
     for attempt in range(2):
         with sessions() as session:
             try:
-                stored, new_texts = _store(session, valid, redactor)
+                stored, new_texts = _store(session, valid, redactor, lease_until)
                 break
             except IntegrityError:
                 # A concurrent request stored one of these ids first: re-read, report duplicates or conflicts.
@@ -194,7 +216,7 @@ def ingest_valid(
                 if attempt == 1:
                     raise
     if analyzer is not None and new_texts:
-        status = analyse_stored(sessions, analyzer, new_texts, versions or {}, max_attempts).statuses
+        status = analyse_stored(sessions, analyzer, new_texts, versions or {}, max_attempts, retry_after_s).statuses
         for result in stored:
             if result.status == "stored":
                 result.analysis_status = status[result.feedback_id]

@@ -1,7 +1,8 @@
 """``cxm worker``: retraining runs, pending analyses and alerts, out of the API's serving processes.
 
-Any number of workers may run: a run is claimed on a lease (``services.retraining``), and
-re-analysing a row twice only repeats the same result.
+Any number of workers may run: a run is claimed on a lease (``services.retraining``), and pending
+feedback is leased in batches (``queries.claim_pending``: SKIP LOCKED on PostgreSQL), so workers
+share the analysis queue without taking a row twice.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from api.services.retraining import RetrainOutcome, RunLost, run_queued, worker_
 from api.settings import Settings
 
 log = logging.getLogger("cxm.worker")
+ANALYSIS_BATCH = 64
+"""Pending rows a worker leases and analyses at once: small enough that workers share a queue evenly."""
 
 
 @dataclass
@@ -56,15 +59,14 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Poll every CXM_WORKER_POLL_INTERVAL_S until ``stop``; a database outage is waited out."""
-        next_retry = next_alerts = 0.0
+        next_alerts = 0.0
         while not stop.is_set():
             try:
                 for outcome in run_queued(self.sessions, self.settings, self.name):
                     log.info("retraining run %s %s", outcome.run.id, outcome.run.status)
-                interval = self.settings.analysis_retry_interval_s
-                if interval > 0 and time.monotonic() >= next_retry:
-                    self._retry_analyses()
-                    next_retry = time.monotonic() + interval
+                if self.settings.analysis_retry_interval_s > 0 or not self.settings.analyze_on_ingest:
+                    while not stop.is_set() and self._retry_analyses()[0] == ANALYSIS_BATCH:
+                        pass  # a full batch: more may be queued
                 if self.settings.alerts_interval_s > 0 and time.monotonic() >= next_alerts:
                     alerts.run(self.sessions, self.settings)
                     next_alerts = time.monotonic() + self.settings.alerts_interval_s
@@ -83,7 +85,9 @@ class Worker:
             self._analyzer = self._load_analyzer()
             self._versions = model_versions(self.settings, self._analyzer)
         attempted, outcome = retry_pending(self.sessions, self._analyzer, self._versions,
-                                           self.settings.analysis_max_attempts)
+                                           self.settings.analysis_max_attempts, limit=ANALYSIS_BATCH,
+                                           lease_s=self.settings.worker_lease_s,
+                                           retry_after_s=self.settings.analysis_retry_interval_s)
         if attempted:
             log.info("analysed %d pending feedback rows (%d still pending, %d failed)",
                      outcome.analysed, outcome.pending, outcome.failed)
