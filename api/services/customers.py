@@ -49,10 +49,11 @@ def _excerpt(row: Feedback) -> Excerpt:
 
 
 def at_risk(session: Session, *, tiers, segments, statuses, assignee, min_probability, limit, offset,
-            excerpts: int = 3) -> AtRiskPage:
+            excerpts: int = 3, sort: str = "probability") -> AtRiskPage:
+    """One page of the queue; ``sort`` as ``queries.triage_queue``'s."""
     rows, total = queries.triage_queue(session, tiers=tiers, segments=segments, statuses=statuses,
                                        assignee=assignee, min_probability=min_probability,
-                                       limit=limit, offset=offset)
+                                       limit=limit, offset=offset, sort=sort)
     latest = queries.latest_texts(session, [risk.customer_id for risk, _, _ in rows], excerpts)
     items = [
         AtRiskCustomer(

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.settings import Settings
+from api.web import admin, dashboard
 from api.web.pages import PageError, SignInRequired, render, router, signed_in
 from api.web.session import SessionSigner
 
@@ -18,7 +19,8 @@ from api.web.session import SessionSigner
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the pages, their stylesheet and their error handling to ``app``."""
     app.state.web_signer = SessionSigner(settings)
-    app.include_router(router)
+    for pages in (router, dashboard.router, admin.router):
+        app.include_router(pages)
     app.mount("/app/static", StaticFiles(directory=Path(__file__).parent / "static"), name="web-static")
 
     @app.exception_handler(SignInRequired)

@@ -17,7 +17,7 @@ from api.auth import Principal, principal_for_key
 from api.deps import RuntimeDep, SessionDep, authenticate_client
 from api.errors import ApiError
 from api.schemas.cases import CaseUpdate
-from api.services import cases, customers, metrics
+from api.services import cases, customers
 from api.web import charts
 from api.web.session import SessionData, SessionSigner, new_session
 
@@ -28,8 +28,9 @@ PAGE_SIZE = 25
 TIMELINE_PAGE = 20
 TIERS = ("high", "medium", "low")
 QUEUE_STATUSES = ("open", "acknowledged", "contacted", "resolved", "dismissed", "none")
-DASHBOARD_METRICS = {"nps": (-100.0, 100.0), "csat": (0.0, 100.0), "ces": (1.0, 7.0)}
-PERIODS = ("week", "month", "quarter", "year")
+SCORE_SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+QUEUE_SORTS = {"probability": "highest churn risk first", "age": "oldest case first",
+               "feedback": "latest feedback first"}
 
 
 NOTICES = {"signed-out": "Signed out.",
@@ -80,7 +81,7 @@ def signed_in(request: Request, runtime: RuntimeDep) -> WebUser:
 
 def role(*roles: str):
     """Dependency: a signed-in user whose key has one of ``roles`` (admin may do everything), as in the API."""
-    allowed = (*roles, "admin")
+    allowed = tuple(dict.fromkeys((*roles, "admin")))
 
     def check(user: Annotated[WebUser, Depends(signed_in)]) -> WebUser:
         if user.principal.role not in allowed:
@@ -93,6 +94,7 @@ def role(*roles: str):
 
 AgentUser = Annotated[WebUser, Depends(role("agent"))]
 ViewerUser = Annotated[WebUser, Depends(role("viewer", "agent"))]
+AdminUser = Annotated[WebUser, Depends(role("admin"))]
 
 
 async def checked_form(request: Request) -> dict[str, str]:
@@ -168,16 +170,24 @@ def logout(request: Request, _: Form) -> Response:
 
 @router.get("/queue")
 def queue(request: Request, session: SessionDep, user: AgentUser, tier: str = "", status: str = "",
-          assignee: str = "", page: int = 1) -> Response:
+          assignee: str = "", segment: str = "", sort: str = "probability", page: int = 1) -> Response:
     page = max(1, page)
-    found = customers.at_risk(session, tiers=[tier] if tier in TIERS else [], segments={},
+    key, sep, value = segment.strip().partition(":")
+    error = None
+    if segment.strip() and not (sep and key.strip()):
+        error = f"Segment {segment.strip()!r} must be key:value, e.g. plan:pro."
+    found = customers.at_risk(session, tiers=[tier] if tier in TIERS else [],
+                              segments={key.strip(): value.strip()} if sep and key.strip() else {},
                               statuses=[status] if status in QUEUE_STATUSES else [],
                               assignee=assignee.strip() or None, min_probability=None,
-                              limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, excerpts=1)
-    filters = {"tier": tier, "status": status, "assignee": assignee}
-    return render(request, "queue.html", user, page_items=found, page=page,
+                              limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, excerpts=1,
+                              sort=sort if sort in QUEUE_SORTS else "probability")
+    filters = {"tier": tier, "status": status, "assignee": assignee, "segment": segment,
+               "sort": sort if sort in QUEUE_SORTS else ""}
+    return render(request, "queue.html", user, 422 if error else 200, page_items=found, page=page,
                   pages=max(1, -(-found.total // PAGE_SIZE)), filters=filters, tiers=TIERS,
-                  statuses=QUEUE_STATUSES, query=lambda **change: _query({**filters, "page": page, **change}))
+                  statuses=QUEUE_STATUSES, sorts=QUEUE_SORTS, error=error,
+                  query=lambda **change: _query({**filters, "page": page, **change}))
 
 
 def _query(params: dict) -> str:
@@ -203,7 +213,8 @@ def _customer_page(request: Request, session: Session, user: WebUser, customer_i
     case = cases.get_case(session, profile.cases[0].id) if profile.cases else None
     return render(request, "customer.html", user, status, profile=profile, case=case,
                   moves=cases.TRANSITIONS[case.status] if case else (),
-                  chart=charts.score_history(profile.scores), before=before, **context)
+                  charts={name: charts.score_history(profile.scores, name, *scale)
+                          for name, scale in SCORE_SCALES.items()}, before=before, **context)
 
 
 @router.get("/customers/{customer_id}")
@@ -230,15 +241,3 @@ def move_case(request: Request, session: SessionDep, runtime: RuntimeDep, user: 
         return _customer_page(request, session, user, customer_id, status=status, error=message,
                               kept=form)
     return RedirectResponse(f"/app/customers/{quote(customer_id, safe='')}#case", 303)
-
-
-@router.get("/dashboard")
-def dashboard(request: Request, session: SessionDep, runtime: RuntimeDep, user: ViewerUser,
-              metric: str = "nps", period: str = "month") -> Response:
-    metric = metric if metric in DASHBOARD_METRICS else "nps"
-    period = period if period in PERIODS else "month"
-    result = metrics.compute(session, metric, period, None, None, None, runtime.settings.min_group_size)
-    lowest, highest = DASHBOARD_METRICS[metric]
-    return render(request, "dashboard.html", user, result=result, metric=metric, period=period,
-                  metrics=DASHBOARD_METRICS, periods=PERIODS,
-                  chart=charts.metric_bars(result.groups, lowest, highest, metric.upper()))

@@ -1,0 +1,135 @@
+"""What the web dashboard adds to the metrics and topic services: sentiment by channel or language,
+and drill-downs from a bar or a topic to the stored (redacted) verbatims behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy.orm import Session
+
+from api.db import queries
+from api.db.models import Feedback
+from api.schemas.metrics import OTHER
+from api.services import metrics
+from api.services.topics import NO_TOPIC
+
+SENTIMENTS = ("negative", "neutral", "positive")
+VERBATIMS_SHOWN = 100
+
+
+@dataclass
+class SentimentGroup:
+    group: str
+    n: int
+    counts: dict[str, int] = field(default_factory=dict)
+    mean_score: float | None = None
+
+    def share(self, label: str) -> float:
+        return 100 * self.counts.get(label, 0) / self.n if self.n else 0.0
+
+
+@dataclass
+class Verbatims:
+    total: int
+    rows: list[Feedback]
+
+
+def period_bounds(key: str, period: str) -> tuple[datetime | None, datetime | None]:
+    """The UTC ``[start, end)`` of a period key written by ``metrics.period_key``; ValueError otherwise."""
+    if period == "all":
+        return None, None
+    if period == "day":
+        first = date.fromisoformat(key)
+        return _utc(first), _utc(first + timedelta(days=1))
+    if period == "week":
+        year, week = key.split("-W")
+        first = date.fromisocalendar(int(year), int(week), 1)
+        return _utc(first), _utc(first + timedelta(days=7))
+    if period == "month":
+        year, month = (int(p) for p in key.split("-"))
+        return _utc(date(year, month, 1)), _utc(date(year + month // 12, month % 12 + 1, 1))
+    if period == "quarter":
+        year, quarter = key.split("-Q")
+        month = 3 * (int(quarter) - 1) + 1
+        if not 1 <= month <= 10:
+            raise ValueError(key)
+        return _utc(date(int(year), month, 1)), _utc(date(int(year) + month // 10, (month + 2) % 12 + 1, 1))
+    if period == "year":
+        return _utc(date(int(key), 1, 1)), _utc(date(int(key) + 1, 1, 1))
+    raise ValueError(period)
+
+
+def _utc(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def _within(bounds: tuple[datetime | None, datetime | None], start: datetime | None,
+            end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The overlap of a period and the dashboard's window."""
+    low, high = bounds
+    low = start if low is None or (start is not None and start > low) else low
+    high = end if high is None or (end is not None and end < high) else high
+    return low, high
+
+
+def sentiment_by(session: Session, by: str, start: datetime | None, end: datetime | None) -> list[SentimentGroup]:
+    """Analysed feedback per channel or language: counts per sentiment label and the mean score."""
+    groups: dict[str, SentimentGroup] = {}
+    weighted: dict[str, float] = {}
+    for group, label, count, mean in queries.sentiment_counts(session, by, start, end):
+        name = group or "unknown"
+        found = groups.setdefault(name, SentimentGroup(name, 0))
+        found.n += count
+        if label is not None:
+            found.counts[label] = found.counts.get(label, 0) + count
+        if mean is not None:
+            weighted[name] = weighted.get(name, 0.0) + float(mean) * count
+    for name, found in groups.items():
+        scored = sum(found.counts.values())
+        found.mean_score = round(weighted[name] / scored, 4) if name in weighted and scored else None
+    return sorted(groups.values(), key=lambda g: (-g.n, g.group))
+
+
+def metric_verbatims(session: Session, metric: str, period: str, key: str, by: str | None, segment: str | None,
+                     start: datetime | None, end: datetime | None, min_customers: int) -> Verbatims:
+    """The answers behind one bar of ``metrics.compute(session, metric, period, by, start, end,
+    min_customers)``: the same rows, so their number is the bar's n. The merged ``(other)`` group
+    holds the period's answers whose segment is not shown on its own."""
+    low, high = _within(period_bounds(key, period), start, end)
+    rows = [(f, c) for f, c in queries.scored_feedback(session, metric, low, high)
+            if metrics.period_key(f.created_at, period) == key]
+    if by is not None:
+        if segment == OTHER:
+            shown = {g.segment for g in metrics.compute(session, metric, period, by, low, high, min_customers).groups
+                     if g.period == key and g.segment != OTHER}
+            rows = [(f, c) for f, c in rows if _segment_of(by, f, c) not in shown]
+        else:
+            rows = [(f, c) for f, c in rows if _segment_of(by, f, c) == segment]
+    ordered = sorted((f for f, _ in rows), key=lambda f: (f.created_at, f.id), reverse=True)
+    return Verbatims(len(ordered), ordered[:VERBATIMS_SHOWN])
+
+
+def _segment_of(by: str, feedback: Feedback, customer) -> str | None:
+    return metrics._segment(by, feedback.channel, feedback.survey, feedback.segments, customer.attributes)
+
+
+def topic_verbatims(session: Session, topic_id: int, period: str, key: str) -> Verbatims:
+    """The analysed feedback of one period whose top topic is ``topic_id`` (as ``topics.topic_frame`` counts it)."""
+    low, high = period_bounds(key, period)
+    found = []
+    for row in queries.analysed_feedback(session, low, high):
+        topics = row.analysis.get("topics") or []
+        top = max(topics, key=lambda t: t["probability"])["id"] if topics else NO_TOPIC
+        if top == topic_id:
+            found.append(row)
+    found.sort(key=lambda f: (f.created_at, f.id), reverse=True)
+    return Verbatims(len(found), found[:VERBATIMS_SHOWN])
+
+
+def sentiment_verbatims(session: Session, by: str, group: str, sentiment: str | None,
+                        start: datetime | None, end: datetime | None) -> Verbatims:
+    """Analysed feedback with text of one channel or language (and sentiment label), newest first."""
+    where = {"channel": group} if by == "channel" else {"language": group}
+    rows, total = queries.feedback_where(session, start, end, limit=VERBATIMS_SHOWN, sentiment=sentiment, **where)
+    return Verbatims(total, rows)
