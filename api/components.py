@@ -22,6 +22,7 @@ def analyzer_config(settings: Settings) -> AnalyzerConfig:
         threads=settings.torch_threads,
         batch_size=settings.batch_size,
         max_length=settings.max_length,
+        max_sentences=settings.max_sentences,
         languages=tuple(settings.languages),
         language_min_confidence=settings.language_min_confidence,
         reason_taxonomy=settings.reason_taxonomy,

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     language_min_confidence: float = Field(0.5, ge=0, le=1)
     batch_size: int = Field(32, ge=1, le=1024)
     max_length: int = Field(256, ge=16, le=512, description="Tokens per text fed to the model.")
+    max_sentences: int = Field(
+        32, ge=1, le=10_000,
+        description="Most sentences of one text scored one by one (sentence sentiment, mixed); each costs a "
+        "model pass, so a long text held the model for seconds. Beyond it the analysis lists the first ones "
+        "with sentences_truncated: true; the document-level results are unaffected.")
     torch_threads: int | None = Field(None, ge=1)
     backend: Literal["onnx", "torch"] = Field(
         "onnx",
@@ -128,7 +133,15 @@ class Settings(BaseSettings):
         description="Extra wait for /v1/analyze calls to share a batch (0: calls that queued while "
         "the model was busy share the next one, with no added delay).",
     )
-    analyze_max_batch: int = Field(32, ge=1, le=1024)
+    analyze_max_batch: int = Field(32, ge=1, le=1024, description="Most texts in one analyzer call of /v1/analyze.")
+    analyze_max_batch_chars: int = Field(
+        2_000, ge=100, le=1_000_000,
+        description="Most characters in one analyzer call of /v1/analyze (a longer text goes alone): a large call "
+        "is split into such batches, taken fairly between API keys, so a small call waits for one batch at most.")
+    analyze_concurrency: int = Field(
+        2, ge=1, le=64,
+        description="/v1/analyze batches run at once, at most one per API key: one key's long texts leave the "
+        "others a lane.")
     analyze_max_queue: int = Field(
         256, ge=1, le=100_000, description="Most /v1/analyze calls waiting for the model; beyond it 503 + Retry-After.")
     analyze_timeout_s: float = Field(

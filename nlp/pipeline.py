@@ -49,6 +49,8 @@ class AnalyzerConfig:
         threads: CPU threads for torch and ONNX Runtime (None: torch's default).
         batch_size: texts per transformer batch.
         max_length: tokens per text.
+        max_sentences: the most sentences of one text scored one by one (None: all; see
+            :class:`~nlp.analyzer.FeedbackAnalyzer`).
         languages: ISO 639-1 codes to detect; others come out as ``"unknown"``.
         language_min_confidence: below it a text's language is ``"unknown"``.
         reason_taxonomy: YAML NPS+ taxonomy (None: the shipped one).
@@ -74,6 +76,7 @@ class AnalyzerConfig:
     threads: int | None = None
     batch_size: int = 32
     max_length: int = 256
+    max_sentences: int | None = 32
     languages: tuple[str, ...] = ("en", "sv", "pl")
     language_min_confidence: float = 0.5
     reason_taxonomy: Path | None = None

@@ -73,6 +73,9 @@ class Analysis:
     signals: Signals | None = None
     mixed: bool = False
     """Some sentences are positive and others negative (e.g. "Great staff, but the invoice was wrong")."""
+    sentences_truncated: bool = False
+    """The text had more sentences than the analyzer scores one by one (``max_sentences``): ``sentences``
+    and ``mixed`` cover the first ones only; the document-level results are unaffected."""
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +103,7 @@ class Analysis:
                 effort=signals["effort"], urgency=signals["urgency"],
                 churn_intent_score=signals.get("churn_intent_score", float(bool(signals["churn_intent"])))),
             mixed=bool(data.get("mixed", False)),
+            sentences_truncated=bool(data.get("sentences_truncated", False)),
             error=data.get("error"),
         )
 

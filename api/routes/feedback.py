@@ -56,7 +56,7 @@ async def post_feedback(runtime: RuntimeDep, analyzer: AnalyzerDep, _: Ingest,
     return await run_in_threadpool(
         ingest, runtime.sessions, items, redactor=runtime.redactor,
         analyzer=analyzer if settings.analyze_on_ingest else None, versions=runtime.versions,
-        max_attempts=settings.analysis_max_attempts)
+        max_attempts=settings.analysis_max_attempts, retry_after_s=settings.analysis_retry_interval_s)
 
 
 @router.post("/analyze", response_model=AnalyzeOut, tags=["analysis"],
@@ -69,7 +69,7 @@ async def analyze(payload: AnalyzeIn, runtime: RuntimeDep, analyzer: AnalyzerDep
     texts = [r.text for r in redactions]
     try:
         if analyzer is runtime.models.analyzer:
-            results = await runtime.batcher.analyze(texts)
+            results = await runtime.batcher.analyze(texts, caller=caller.key_id)
         else:
             results = await run_in_threadpool(analyzer.analyze, texts)
     except AnalysisBusy as exc:

@@ -54,6 +54,9 @@ class AnalysisPublic(BaseModel):
     signals: SignalsPublic | None = None
     mixed: bool = Field(False, description='Some sentences are positive and others negative '
                         '("Great staff, but the invoice was wrong").')
+    sentences_truncated: bool = Field(False, description=(
+        "The text had more sentences than CXM_MAX_SENTENCES: sentences and mixed cover the first ones only; "
+        "the document-level results are unaffected."))
     error: str | None = None
 
 

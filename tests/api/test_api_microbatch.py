@@ -1,4 +1,5 @@
-"""Concurrent /v1/analyze calls share one analyzer call; a failing model reaches every waiting caller."""
+"""Concurrent /v1/analyze calls share analyzer calls, fairly between callers; a failing model reaches every
+waiting caller; a long text's sentence work is bounded."""
 
 from __future__ import annotations
 
@@ -9,14 +10,21 @@ import time
 import pytest
 
 from api.runtime import AnalysisBusy, MicroBatcher, Models
+from nlp.analyzer import FeedbackAnalyzer
+from nlp.sentences import SpacySentenceSplitter
+from nlp.sentiment_model import BUILTIN_SENTIMENT_DIR, TransformerSentiment
 from tests.api.conftest import BrokenAnalyzer, serve
+
+LONG = {"en": "The staff were friendly but the invoice was wrong again. " * 40,
+        "sv": "Personalen var trevlig men fakturan var fel igen. " * 40,
+        "pl": "Obsługa była miła, ale faktura znowu była błędna. " * 40}  # each over 2,000 characters
 
 
 class CountingAnalyzer:
     """The real analyzer, recording the size of each batch it is handed."""
 
     def __init__(self, analyzer):
-        self.analyzer, self.batches = analyzer, []
+        self.analyzer, self.batches, self.texts = analyzer, [], []
 
     @property
     def heads(self):
@@ -24,6 +32,7 @@ class CountingAnalyzer:
 
     def analyze(self, texts):
         self.batches.append(len(texts))
+        self.texts.append(list(texts))
         return self.analyzer.analyze(texts)
 
 
@@ -159,3 +168,91 @@ def test_analyze_endpoint_answers_503_with_retry_after_when_the_model_is_stuck(s
         assert time.monotonic() - started < 5
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     assert response.json()["error"]["code"] == "analysis_busy"
+
+
+def test_a_small_call_after_a_huge_one_is_answered_before_the_huge_one_ends(models):
+    """The batcher once ran a whole call as one batch in arrival order: 11 long texts held everyone for seconds."""
+    gated = GatedAnalyzer(models.analyzer)
+    huge = [LONG[language] for language in ("en", "sv", "pl", "en", "sv", "pl")]
+
+    async def run():
+        batcher = MicroBatcher(gated, wait_s=0, max_batch=32, max_batch_chars=2_000, concurrency=1)
+        batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.analyze(huge, caller="bulk"))
+            while not gated.entered.is_set():  # the model is busy with the first batch of the huge call
+                await asyncio.sleep(0.01)
+            small = asyncio.ensure_future(batcher.analyze(["Tack så mycket!"], caller="small"))
+            await asyncio.sleep(0.05)
+            gated.gate.set()
+            small_result = await small
+            huge_done_with_small = first.done()
+            return small_result, huge_done_with_small, await first
+        finally:
+            gated.gate.set()
+            await batcher.stop()
+
+    small, huge_done_with_small, huge_results = asyncio.run(run())
+    assert small[0].language == "sv" and not huge_done_with_small
+    assert gated.texts[:2] == [huge[:1], ["Tack så mycket!"]]  # one long text a batch; the small call next
+    assert [a.language for a in huge_results] == ["en", "sv", "pl", "en", "sv", "pl"]  # split, in order
+    assert len(gated.texts) == 7
+
+
+class LongTextGate(CountingAnalyzer):
+    """The real analyzer, holding every batch with a long text until the test opens the gate."""
+
+    def __init__(self, analyzer):
+        super().__init__(analyzer)
+        self.gate = threading.Event()
+
+    def analyze(self, texts):
+        if any(len(t) > 1000 for t in texts):
+            self.gate.wait(timeout=30)
+        return super().analyze(texts)
+
+
+def test_one_callers_long_texts_leave_a_lane_for_the_others(models):
+    gated = LongTextGate(models.analyzer)
+
+    async def run():
+        batcher = MicroBatcher(gated, wait_s=0, max_batch=32, max_batch_chars=2_000, concurrency=2)
+        batcher.start()
+        try:
+            bulk = asyncio.ensure_future(batcher.analyze([LONG["en"], LONG["sv"], LONG["pl"]], caller="bulk"))
+            await asyncio.sleep(0.05)
+            small = await asyncio.wait_for(batcher.analyze(["Dziękuję!", "Thanks!"], caller="small"), 10)
+            bulk_batches_while_held = sum(1 for texts in gated.texts if len(texts[0]) > 1000)
+            gated.gate.set()
+            return small, bulk_batches_while_held, await bulk
+        finally:
+            gated.gate.set()
+            await batcher.stop()
+
+    small, bulk_batches_while_held, bulk = asyncio.run(run())
+    assert [a.language for a in small] == ["pl", "en"]  # answered while the long text held the other lane
+    assert bulk_batches_while_held == 0  # the held batch had not returned; the bulk caller had no second lane
+    assert [a.language for a in bulk] == ["en", "sv", "pl"]
+
+
+@pytest.fixture(scope="module")
+def capped_models(encoder, language_detector, models):
+    """Sentence sentiment on the real text model, at most 3 sentences a text."""
+    sentiment = TransformerSentiment.load(BUILTIN_SENTIMENT_DIR, encoder)
+    analyzer = FeedbackAnalyzer(encoder, language_detector, sentiment=sentiment,
+                                sentence_splitter=SpacySentenceSplitter(), max_sentences=3)
+    return Models(analyzer=analyzer, churn_model=models.churn_model)
+
+
+def test_sentence_analysis_of_a_long_text_stops_at_max_sentences(settings, database_url, capped_models):
+    """Every sentence of a 10,000-character text was scored: ~340 model passes for one text."""
+    texts = ["The app is great. Delivery was late. The invoice was wrong. Support was slow. I will leave.",
+             "Great staff, but the invoice was wrong."]
+    with serve(settings, database_url, capped_models) as api:
+        response = api.call("POST", "/v1/analyze", "viewer", json={"texts": texts})
+    assert response.status_code == 200
+    long, short = (r["analysis"] for r in response.json()["results"])
+    assert long["sentences_truncated"] is True and len(long["sentences"]) == 3
+    assert [s["text"] for s in long["sentences"]] == ["The app is great.", "Delivery was late.", "The invoice was wrong."]
+    assert long["sentiment"] is not None  # the document is still scored as a whole
+    assert short["sentences_truncated"] is False and len(short["sentences"]) == 2 and short["mixed"] is True
