@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import tempfile
 import threading
 import time
@@ -38,16 +37,11 @@ from api.tables import read_table
 from churn.model import ChurnModel
 from nlp import AnalyzerConfig, FeedbackAnalyzer
 from nlp.pipeline import build_encoder, build_language_detector
+from tests.throwaway_postgres import free_port
 
 # The 40 bundled demo texts (en/sv/pl, one to three sentences), so requests differ as real ones do.
 TEXTS = read_table(resources.files("api") / "resources" / "demo_feedback.csv")["text"].tolist()
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -55,7 +49,7 @@ class Server:
 
     def __init__(self, settings: Settings, models: Models):
         self.app = create_app(settings, models=models)
-        self.port = _free_port()
+        self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
