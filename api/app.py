@@ -2,8 +2,9 @@
 
 Models load once in ``lifespan`` (or are handed in, as the tests do to share them); the churn
 model is ``CXM_CHURN_MODEL``, else the latest one retraining activated (checked again
-periodically: a ``cxm worker`` trains and activates), else the shipped one. Inference runs off the
-event loop; pending analyses are retried by ``cxm worker``, never in a serving process.
+periodically: a ``cxm worker`` trains and activates), else the shipped one; the text model likewise
+(``CXM_SENTIMENT_MODEL``, else the latest one retrained from corrections, read at start). Inference runs
+off the event loop; pending analyses are retried by ``cxm worker``, never in a serving process.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from api.deps import caller, no_nul_in_url
 from api.db.engine import make_engine, make_sessionmaker, migrate
 from api.errors import ApiError, error_response, install_error_handlers
 from api.pii import PiiRedactor
-from api.routes import admin, alerts, cases, customers, feedback, health, metrics, outcomes
+from api.routes import admin, alerts, cases, corrections, customers, feedback, health, metrics, outcomes
 from api.schemas.feedback import FeedbackItem
 from api.schemas.outcomes import OutcomeItem
 from api.runtime import MicroBatcher, Models, Runtime
 from api.services.analysis import model_versions
+from api.services.correction_training import text_model_source
 from api.services.retraining import churn_model_dir, serve_latest_model
 from api.settings import Settings, get_settings
 from api.web import install as install_web
@@ -53,6 +55,12 @@ def load_models(settings: Settings, churn_dir: Path | None = None) -> Models:
 def _churn_dir(settings: Settings, sessions: sessionmaker) -> Path | None:
     with sessions() as session:
         return churn_model_dir(session, settings)
+
+
+def _text_model(settings: Settings, sessions: sessionmaker) -> Settings:
+    """``settings`` naming the text model to serve: pinned, else the latest one retraining from corrections activated."""
+    with sessions() as session:
+        return settings.model_copy(update={"sentiment_model": text_model_source(session, settings)})
 
 
 async def _refresh_loop(runtime: Runtime) -> None:
@@ -152,8 +160,10 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         await asyncio.to_thread(migrate, engine)
         sessions = make_sessionmaker(engine)
         churn_dir = await asyncio.to_thread(_churn_dir, settings, sessions)
+        served = settings
         if models is None:
-            loaded = await asyncio.to_thread(load_models, settings, churn_dir)
+            served = await asyncio.to_thread(_text_model, settings, sessions)
+            loaded = await asyncio.to_thread(load_models, served, churn_dir)
         elif churn_dir is not None:  # handed-in models are the defaults; a pinned or activated model wins
             loaded = replace(models, churn_model=await asyncio.to_thread(ChurnModel.load, churn_dir))
         else:
@@ -170,7 +180,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
             batcher=MicroBatcher(loaded.analyzer, settings.analyze_batch_wait_ms / 1000, settings.analyze_max_batch,
                                  settings.analyze_max_queue, settings.analyze_timeout_s),
         shared = engine if settings.api_rate_limits_shared else None
-            versions=model_versions(settings, loaded.analyzer), churn_dir=churn_dir,
+            versions=model_versions(served, loaded.analyzer), churn_dir=churn_dir,
         )
         runtime.batcher.start()
         app.state.runtime = runtime
@@ -200,7 +210,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
     # BodyLimit's 413 for a streamed body in an ExceptionGroup (FastAPI then answered 400).
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     _instrument(app)
-    for module in (health, feedback, outcomes, customers, cases, metrics, admin, alerts):
+    for module in (health, feedback, outcomes, customers, cases, corrections, metrics, admin, alerts):
         app.include_router(module.router)
     install_web(app, settings)
     app.openapi = _openapi(app)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from api.cli.app import train_app
+from api.cli.app import fail, train_app
+from api.cli.train_sentiment import from_corrections
 from api.components import build_encoder
 from api.settings import get_settings
 from api.tables import TableError, read_table
@@ -25,13 +26,26 @@ def parse_reason_cell(cell: str) -> list[str]:
 
 @train_app.command("reasons")
 def train_reasons(
-    input: Path = typer.Argument(..., help="CSV/JSONL/Parquet with a text column and a reasons column."),
-    output: Path = typer.Option(..., "-o", "--output", help="Directory for reason_head.safetensors + .json."),
+    input: Path | None = typer.Argument(None, help="CSV/JSONL/Parquet with a text column and a reasons column."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Directory for reason_head.safetensors + .json."),
     text_column: str = typer.Option("text"),
     reasons_column: str = typer.Option("reasons", help="Reason ids per row, separated by ';', '|' or ','."),
     c: float = typer.Option(1.0, "--c", min=1e-4, help="Inverse regularisation strength of the heads."),
+    from_corrections_: bool = typer.Option(
+        False, "--from-corrections", help="Instead: refit the served text model's reason head on the service's "
+        "corrections plus data/cx; activate it if it beats the served one on held-out corrections."),
+    shipped_rows: int | None = typer.Option(None, min=1, help="--from-corrections: a fixed sample of this many "
+                                            "shipped rows (default: all)."),
+    correction_weight: float = typer.Option(5.0, min=0.0, help="--from-corrections: loss weight of a correction."),
 ) -> None:
-    """Train logistic heads on the encoder's embeddings (SetFit-style); point CXM_REASON_MODEL at OUTPUT."""
+    """Train logistic heads on the encoder's embeddings (SetFit-style); point CXM_REASON_MODEL at OUTPUT.
+
+    With --from-corrections, refit the reason head of the text model in service on agents' corrections instead.
+    """
+    if from_corrections_:
+        return from_corrections("reasons", shipped_rows, correction_weight)
+    if input is None or output is None:
+        raise fail("give INPUT and -o/--output (or --from-corrections)")
     settings = get_settings()
     try:
         frame = read_table(input, text_column)

@@ -21,11 +21,15 @@ def worker(once: bool = typer.Option(False, "--once", help="Process what is queu
     """
     from api.cli.serve import _sessions
     from api.components import build_analyzer
+    from api.services.correction_training import text_model_source
     from api.services.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = get_settings()
-    runner = Worker(_sessions(), settings, lambda: build_analyzer(settings))
+    sessions = _sessions()
+    with sessions() as session:  # the text model the API serves: pinned, else the latest retrained from corrections
+        served = settings.model_copy(update={"sentiment_model": text_model_source(session, settings)})
+    runner = Worker(sessions, settings, lambda: build_analyzer(served))
     if once:
         done = runner.run_once()
         statuses = ", ".join(f"run {o.run.id} {o.run.status}" for o in done.runs) or "no queued runs"

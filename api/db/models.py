@@ -28,6 +28,7 @@ CASE_STATUSES = ("open", "acknowledged", "contacted", "resolved", "dismissed")
 OPEN_CASE_STATUSES = ("open", "acknowledged", "contacted")
 ROLES = ("viewer", "agent", "ingest", "admin")
 RUN_STATUSES = ("queued", "running", "succeeded", "rejected", "failed")
+CORRECTION_FIELDS = ("sentiment", "reasons", "churn_intent")
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -256,6 +257,26 @@ class RateLimitBucket(Base):
     force: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column()
+
+
+class Correction(Base):
+    """An agent's correction of one field of a feedback item's analysis; the analysis itself is never changed.
+
+    ``old_value`` is the effective value before (the latest correction, else the model's), ``model_value``
+    what the stored analysis says: the pair the model-quality metric and retraining from corrections read.
+    """
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id"), index=True)
+    field: Mapped[str] = mapped_column(String(16))
+    old_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSONType)
+    model_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class AlertRule(Base):

@@ -19,6 +19,7 @@ from api.db.models import (
     Case,
     CaseEvent,
     ChurnOutcome,
+    Correction,
     Customer,
     Feedback,
     ModelRun,
@@ -230,6 +231,40 @@ def tickets(
 def analysed_feedback(session: Session, start: datetime | None, end: datetime | None) -> list[Feedback]:
     query = select(Feedback).where(Feedback.status == "analysed", Feedback.analysis.is_not(None))
     return list(session.scalars(_period(query, Feedback.created_at, start, end)))
+
+
+def _analysis_text(*path: str):
+    return Feedback.analysis[path].as_string()
+
+
+def sentiment_counts(session: Session, by: str, start: datetime | None,
+                     end: datetime | None) -> list[tuple[str | None, str | None, int, float | None]]:
+    """``(group, label, count, mean score)`` of analysed feedback, grouped by ``by`` ("channel" or
+    "language") and sentiment label: counted in the database, however many rows there are."""
+    group = Feedback.channel if by == "channel" else _analysis_text("language")
+    label = _analysis_text("sentiment", "label")
+    score = func.avg(cast(_analysis_text("sentiment", "score"), Float))
+    query = (select(group, label, func.count(), score)
+             .where(Feedback.status == "analysed", Feedback.analysis.is_not(None)).group_by(group, label))
+    return [tuple(r) for r in session.execute(_period(query, Feedback.created_at, start, end))]
+
+
+def feedback_where(session: Session, start: datetime | None, end: datetime | None, *, limit: int,
+                   channel: str | None = None, language: str | None = None,
+                   sentiment: str | None = None) -> tuple[list[Feedback], int]:
+    """Newest analysed feedback with text in the window matching the given channel, language and
+    sentiment label (at most ``limit``), and how many match."""
+    query = select(Feedback).where(Feedback.status == "analysed", Feedback.text.is_not(None))
+    if channel is not None:
+        query = query.where(Feedback.channel == channel)
+    if language is not None:
+        query = query.where(_analysis_text("language") == language)
+    if sentiment is not None:
+        query = query.where(_analysis_text("sentiment", "label") == sentiment)
+    query = _period(query, Feedback.created_at, start, end)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
+    return list(rows), int(total or 0)
 
 
 def _analysis_text(*path: str):
@@ -617,3 +652,51 @@ def list_alerts(session: Session, rule_id: int | None, status: str | None, limit
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     rows = session.scalars(query.options(selectinload(Alert.log)).order_by(Alert.id.desc()).limit(limit).offset(offset))
     return list(rows), int(total or 0)
+
+
+# Corrections
+
+
+def add_correction(session: Session, correction: Correction) -> Correction:
+    session.add(correction)
+    session.flush()
+    return correction
+
+
+def get_feedback(session: Session, feedback_id: int) -> Feedback | None:
+    return session.get(Feedback, feedback_id)
+
+
+def latest_corrections(session: Session, feedback_ids: Sequence[int]) -> dict[int, dict[str, Correction]]:
+    """Per feedback id, its latest correction of each field (fields never corrected are absent)."""
+    out: dict[int, dict[str, Correction]] = {}
+    if not feedback_ids:
+        return out
+    latest = (select(func.max(Correction.id)).where(Correction.feedback_id.in_(list(feedback_ids)))
+              .group_by(Correction.feedback_id, Correction.field))
+    for row in session.scalars(select(Correction).where(Correction.id.in_(latest))):
+        out.setdefault(row.feedback_id, {})[row.field] = row
+    return out
+
+
+def list_corrections(session: Session, limit: int, before_id: int | None = None, feedback_id: int | None = None,
+                     field: str | None = None) -> list[Correction]:
+    """Newest first, keyset-paged on the id (``before_id``: the last id of the previous page)."""
+    query = select(Correction).order_by(Correction.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(Correction.id < before_id)
+    if feedback_id is not None:
+        query = query.where(Correction.feedback_id == feedback_id)
+    if field is not None:
+        query = query.where(Correction.field == field)
+    return list(session.scalars(query))
+
+
+def corrected_feedback(session: Session, field: str | None = None) -> list[tuple[Correction, Feedback]]:
+    """The latest correction of each corrected (feedback, field), with its feedback, oldest feedback first."""
+    latest = select(func.max(Correction.id)).group_by(Correction.feedback_id, Correction.field)
+    if field is not None:
+        latest = latest.where(Correction.field == field)
+    query = (select(Correction, Feedback).join(Feedback, Feedback.id == Correction.feedback_id)
+             .where(Correction.id.in_(latest)).order_by(Feedback.created_at, Feedback.id, Correction.field))
+    return [(c, f) for c, f in session.execute(query)]

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query
 from api.deps import RuntimeDep, SessionDep, Viewer
 from api.errors import ApiError
 from api.schemas.common import ERROR_RESPONSES
+from api.schemas.corrections import ModelQuality
 from api.schemas.metrics import MetricComparison, MetricName, MetricPublic, Period
 from api.schemas.topics import EmergingTopics, TopicList, TopicPeriod, TopicTrends
-from api.services import metrics, significance, topics
+from api.services import corrections, metrics, significance, topics
 
 router = APIRouter(prefix="/v1", tags=["metrics"], responses=ERROR_RESPONSES)
 
@@ -31,6 +32,14 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[datetime | No
     if start is not None and end is not None and start >= end:
         raise ApiError(422, "validation_error", "start must be before end")
     return start, end
+
+
+@router.get("/metrics/model-quality", response_model=ModelQuality, summary="Model vs agents, per week",
+            description="Per ISO week of the feedback and corrected field: of the items an agent corrected or "
+                        "confirmed, how many the model had labelled the same (the agent's latest value). A falling "
+                        "agreement is a sign of drift: retrain from corrections.")
+def model_quality(session: SessionDep, _: Viewer, start: Start = None, end: End = None) -> ModelQuality:
+    return corrections.model_quality(session, *_window(start, end))
 
 
 @router.get("/metrics/compare", response_model=MetricComparison, summary="Is a difference real?",

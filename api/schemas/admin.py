@@ -71,7 +71,8 @@ class ModelRunPublic(BaseModel):
     ``rejected`` kept the current one."""
 
     id: int
-    kind: Literal["churn"]
+    kind: Literal["churn", "sentiment", "reasons"] = Field(
+        description="The model it trains: churn, or the text model's sentiment or reason head (from corrections).")
     status: RunStatus
     requested_by: str
     started_at: datetime = Field(description="When a worker started training it (until then: when it was queued).")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from api.schemas.analysis import ReasonPublic, SentenceSentimentPublic, SentimentPublic, SignalsPublic, TopicPublic
 from api.schemas.cases import CaseSummary
 from api.schemas.common import Page
+from api.schemas.corrections import CorrectionField, EffectiveLabels
 
 RiskTier = Literal["low", "medium", "high"]
 
@@ -38,8 +39,10 @@ class Excerpt(BaseModel):
     at: datetime
     channel: str
     text: str
-    sentiment: str | None = Field(None, description="The text's sentiment label; null until analysed.")
-    reasons: list[str] = Field([], description="NPS+ reason ids tagged in the text.")
+    sentiment: str | None = Field(None, description="The text's effective sentiment label (an agent's "
+                                  "correction, else the model's); null until analysed.")
+    reasons: list[str] = Field([], description="The text's effective NPS+ reason ids.")
+    corrected: list[CorrectionField] = Field([], description="The fields an agent corrected.")
 
 
 class AtRiskCustomer(BaseModel):
@@ -78,6 +81,8 @@ class TimelineEntry(BaseModel):
     reasons: list[ReasonPublic]
     topics: list[TopicPublic]
     signals: SignalsPublic | None = Field(None, description="Churn intent, competitors, effort, urgency.")
+    effective: EffectiveLabels = Field(description="Sentiment, reasons and churn intent to show: an agent's latest "
+                                       "correction where there is one, else the model's (above, never changed).")
     ticket: TicketPublic | None
 
 

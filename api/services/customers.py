@@ -10,6 +10,7 @@ from api.db import queries
 from api.db.models import Case, Feedback, RiskScore
 from api.errors import ApiError
 from api.schemas.cases import CaseSummary
+from api.schemas.corrections import EffectiveLabels
 from api.schemas.customers import (
     AtRiskCustomer,
     AtRiskPage,
@@ -21,6 +22,7 @@ from api.schemas.customers import (
     TicketPublic,
     TimelineEntry,
 )
+from api.services.corrections import effective_labels
 
 EXCERPT_CHARS = 280
 
@@ -41,11 +43,9 @@ def _case(case: Case | None) -> CaseSummary | None:
                        opened_at=case.opened_at, updated_at=case.updated_at)
 
 
-def _excerpt(row: Feedback) -> Excerpt:
-    analysis = row.analysis or {}
+def _excerpt(row: Feedback, labels: EffectiveLabels) -> Excerpt:
     return Excerpt(feedback_id=row.id, at=row.created_at, channel=row.channel, text=row.text[:EXCERPT_CHARS],
-                   sentiment=(analysis.get("sentiment") or {}).get("label"),
-                   reasons=[r["id"] for r in analysis.get("reasons", [])])
+                   sentiment=labels.sentiment, reasons=labels.reasons or [], corrected=labels.corrected)
 
 
 def at_risk(session: Session, *, tiers, segments, statuses, assignee, min_probability, limit, offset,
@@ -55,17 +55,18 @@ def at_risk(session: Session, *, tiers, segments, statuses, assignee, min_probab
                                        assignee=assignee, min_probability=min_probability,
                                        limit=limit, offset=offset, sort=sort)
     latest = queries.latest_texts(session, [risk.customer_id for risk, _, _ in rows], excerpts)
+    labels = effective_labels(session, [f for texts in latest.values() for f in texts])
     items = [
         AtRiskCustomer(
             customer_id=customer.id, segments=customer.attributes, risk=_risk(risk), case=_case(case),
-            latest_feedback=[_excerpt(f) for f in latest[customer.id]],
+            latest_feedback=[_excerpt(f, labels[f.id]) for f in latest[customer.id]],
         )
         for risk, customer, case in rows
     ]
     return AtRiskPage(items=items, total=total, limit=limit, offset=offset)
 
 
-def _entry(row: Feedback) -> TimelineEntry:
+def _entry(row: Feedback, labels: EffectiveLabels) -> TimelineEntry:
     analysis = row.analysis or {}
     ticket = row.ticket
     return TimelineEntry(
@@ -75,7 +76,7 @@ def _entry(row: Feedback) -> TimelineEntry:
         analysis_status=row.status, language=analysis.get("language"),
         sentiment=analysis.get("sentiment"), sentences=analysis.get("sentences", []),
         reasons=analysis.get("reasons", []), topics=analysis.get("topics", []), signals=analysis.get("signals"),
-        ticket=None if ticket is None else TicketPublic(
+        effective=labels, ticket=None if ticket is None else TicketPublic(
             first_response_at=ticket.first_response_at, resolved_at=ticket.resolved_at,
             contacts=ticket.contacts, priority=ticket.priority),
     )
@@ -104,6 +105,7 @@ def profile(session: Session, customer_id: str, *, timeline_limit: int = 50, bef
     keyset = None if before is None else _parse_cursor(before)
     rows = queries.customer_timeline(session, customer_id, timeline_limit + 1, keyset)
     page, more = rows[:timeline_limit], len(rows) > timeline_limit
+    labels = effective_labels(session, page)
     return CustomerProfile(
         customer_id=customer.id,
         segments=customer.attributes,
@@ -111,6 +113,6 @@ def profile(session: Session, customer_id: str, *, timeline_limit: int = 50, bef
         cases=[_case(c) for c in queries.customer_cases(session, customer_id)],
         scores=[ScorePoint(at=at, nps=nps, csat=csat, ces=ces)
                 for at, nps, csat, ces in queries.customer_scores(session, customer_id)],
-        timeline=[_entry(r) for r in page],
+        timeline=[_entry(r, labels[r.id]) for r in page],
         timeline_next=_cursor(page[-1]) if more else None,
     )
