@@ -157,8 +157,9 @@ def customer_timeline(session: Session, customer_id: str, limit: int,
     return list(session.scalars(query.order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit)))
 
 
-def customer_scores(session: Session, customer_id: str) -> list[tuple[datetime, int | None, int | None, int | None]]:
-    """``(created_at, nps, csat, ces)`` of one customer's rows that carry a score, newest first."""
+def customer_scores(session: Session, customer_id: str,
+                    limit: int = 500) -> list[tuple[datetime, int | None, int | None, int | None]]:
+    """``(created_at, nps, csat, ces)`` of one customer's newest ``limit`` rows that carry a score, newest first."""
     return [tuple(r) for r in session.execute(
         select(Feedback.created_at, Feedback.nps, Feedback.csat, Feedback.ces)
         .where(Feedback.customer_id == customer_id)
@@ -352,6 +353,8 @@ def triage_queue(
         .outerjoin(newest, newest.c.customer_id == RiskScore.customer_id)
         .outerjoin(Case, Case.id == case_id)
     )
+    """The newest ``per_customer`` rows with text of each customer: ranked in the database, so a
+    customer with thousands of rows costs no more memory than one with three."""
     if tiers:
         query = query.where(RiskScore.tier.in_(list(tiers)))
     if min_probability is not None:
