@@ -75,6 +75,11 @@ def add_feedback(session: Session, feedback: Feedback, ticket: Ticket | None) ->
     session.flush()
 
 
+def _claimable(max_attempts: int, now: datetime):
+    return and_(Feedback.status == "pending", Feedback.attempts < max_attempts,
+                or_(Feedback.leased_until.is_(None), Feedback.leased_until <= now))
+
+
 def feedback_to_analyse(session: Session, max_attempts: int, limit: int) -> list[Feedback]:
     """Pending rows no one holds a lease on (nor waits to retry), oldest first."""
     return list(session.scalars(select(Feedback).where(_claimable(max_attempts, utcnow()))
@@ -353,8 +358,6 @@ def triage_queue(
         .outerjoin(newest, newest.c.customer_id == RiskScore.customer_id)
         .outerjoin(Case, Case.id == case_id)
     )
-    """The newest ``per_customer`` rows with text of each customer: ranked in the database, so a
-    customer with thousands of rows costs no more memory than one with three."""
     if tiers:
         query = query.where(RiskScore.tier.in_(list(tiers)))
     if min_probability is not None:
@@ -384,16 +387,17 @@ def triage_queue(
 
 
 def latest_texts(session: Session, customer_ids: Sequence[str], per_customer: int) -> dict[str, list[Feedback]]:
+    """The newest ``per_customer`` rows with text of each customer: ranked in the database, so a
+    customer with thousands of rows costs no more memory than one with three."""
     found: dict[str, list[Feedback]] = {c: [] for c in customer_ids}
-    rows = session.scalars(
-        select(Feedback)
-        .where(Feedback.customer_id.in_(list(customer_ids)), Feedback.text.is_not(None))
-        .order_by(Feedback.created_at.desc(), Feedback.id.desc())
-    )
+    newest = (Feedback.created_at.desc(), Feedback.id.desc())
+    ranked = (select(Feedback.id, func.row_number().over(partition_by=Feedback.customer_id, order_by=newest)
+                     .label("rank"))
+              .where(Feedback.customer_id.in_(list(customer_ids)), Feedback.text.is_not(None)).subquery())
+    rows = session.scalars(select(Feedback).join(ranked, ranked.c.id == Feedback.id)
+                           .where(ranked.c.rank <= per_customer).order_by(*newest))
     for row in rows:
-        bucket = found[row.customer_id]
-        if len(bucket) < per_customer:
-            bucket.append(row)
+        found[row.customer_id].append(row)
     return found
 
 
