@@ -173,4 +173,7 @@ def retrain_from_corrections(sessions: sessionmaker, settings: Settings, current
         except Exception as exc:
             log.exception("retraining run %s from corrections failed", run_id)
             fields = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-        return finish_run(sessions, run_id, worker, settings.worker_lease_s, **fields)
+        run = finish_run(sessions, run_id, worker, settings.worker_lease_s, **fields)
+    log.info("%s retraining run %s from corrections %s: %s vs %s in service", kind, run_id, run.status,
+             run.metrics, run.baseline)
+    return run
