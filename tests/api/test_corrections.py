@@ -7,9 +7,12 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from typer.testing import CliRunner
 
+from api.cli import app
 from api.db import queries
 from api.services.correction_training import held_out, load_served, retrain_from_corrections, text_model_source
+from api.settings import get_settings
 from nlp.head_refit import pooled_features, sentiment_probabilities
 from nlp.sentiment_model import TransformerSentiment
 from tests.api.conftest import serve
@@ -186,3 +189,22 @@ def test_fifty_corrections_teach_the_sentiment_head_and_only_a_better_head_is_ac
         runs = api.call("GET", "/v1/admin/runs", "admin").json()["items"]
         assert [(r["kind"], r["status"], r["activated"]) for r in runs[:2]] == [
             ("sentiment", "rejected", False), ("sentiment", "succeeded", True)]
+
+
+def test_the_train_commands_retrain_from_the_services_corrections(full_api, monkeypatch, tmp_path):
+    monkeypatch.setenv("CXM_DATABASE_URL", full_api.app.state.runtime.settings.database_url)
+    monkeypatch.setenv("CXM_REASON_MODEL", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        refused = CliRunner().invoke(app, ["train", "reasons", "--from-corrections"])
+        assert refused.exit_code == 2 and "CXM_REASON_MODEL" in refused.output
+        monkeypatch.delenv("CXM_REASON_MODEL")
+        get_settings.cache_clear()
+        too_few = CliRunner().invoke(app, ["train", "sentiment", "--from-corrections"])
+        assert too_few.exit_code == 2 and "too few sentiment corrections" in too_few.output, too_few.output
+        assert CliRunner().invoke(app, ["train", "sentiment"]).exit_code == 2  # neither -o nor --from-corrections
+    finally:
+        get_settings.cache_clear()
+    runs = full_api.call("GET", "/v1/admin/runs", "admin").json()["items"]
+    assert (runs[0]["kind"], runs[0]["status"], runs[0]["requested_by"]) == (
+        "sentiment", "failed", "cxm train sentiment --from-corrections")
