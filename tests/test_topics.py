@@ -6,18 +6,20 @@ import csv
 import json
 import random
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import normalized_mutual_info_score
 from typer.testing import CliRunner
 
 from api.cli import app
 from nlp.analyzer import FeedbackAnalyzer
 from nlp.pipeline import build_topic_tagger
 from nlp.topics.config import TopicModelConfig
-from nlp.topics.keywords import dedupe_keywords
+from nlp.topics.keywords import LABEL_SEPARATOR, dedupe_keywords
 from nlp.topics.model import TopicModel
 from nlp.topics.tagger import TopicTagger
 from nlp.topics.trends import emerging_topics, topic_trends
@@ -87,7 +89,7 @@ def _generate(templates_by_lang: dict[str, list[str]], n: int, rng: random.Rando
 
 
 @pytest.fixture(scope="session")
-def corpus(encoder):
+def corpus(encoder, language_detector):
     """150 short texts in five themes (en/sv/pl) plus 30 of a new theme, encoded once."""
     rng = random.Random(3)
     texts, themes = [], []
@@ -98,8 +100,10 @@ def corpus(encoder):
     new = _generate(NEW_THEME, 30, rng)
     all_texts = texts + new
     embeddings = encoder.encode(all_texts)
+    languages = language_detector.detect(all_texts)
     return {"texts": texts, "themes": np.array(themes), "embeddings": embeddings[: len(texts)],
-            "new_texts": new, "new_embeddings": embeddings[len(texts):]}
+            "languages": languages[: len(texts)], "new_texts": new, "new_embeddings": embeddings[len(texts):],
+            "new_languages": languages[len(texts):]}
 
 
 FAST = TopicModelConfig(reduction="pca", n_components=10, clustering="kmeans", n_topics=5, keyword_candidates=20)
@@ -107,7 +111,7 @@ FAST = TopicModelConfig(reduction="pca", n_components=10, clustering="kmeans", n
 
 @pytest.fixture(scope="session")
 def fitted(corpus, encoder):
-    return TopicModel(FAST).fit(corpus["texts"], corpus["embeddings"], encoder)
+    return TopicModel(FAST).fit(corpus["texts"], corpus["embeddings"], encoder, languages=corpus["languages"])
 
 
 def _majority(ids, themes) -> dict[str, int]:
@@ -124,6 +128,63 @@ def test_topics_follow_themes_across_languages(fitted, corpus):
     for topic in fitted.topics_:
         assert topic.label and topic.label.count(" · ") == 2
         assert len(set(topic.keywords)) == len(topic.keywords)
+
+
+def _texts_of(model, corpus, topic_id, language):
+    return [t for t, i, lang in zip(corpus["texts"], model.document_topics_, corpus["languages"])
+            if i == topic_id and lang == language]
+
+
+def _in_texts(phrase: str, texts: list[str]) -> bool:
+    return any(all(word in text.lower() for word in phrase.split()) for text in texts)
+
+
+def test_labels_speak_one_language_and_keywords_come_per_language(fitted, corpus, encoder):
+    """Labels once mixed three languages ('brak odpowiedzi · czekałem minut · försöker betala')."""
+    for topic in fitted.topics_:
+        english = _texts_of(fitted, corpus, topic.id, "en")
+        assert topic.label_language == "en" and set(topic.keywords_by_language) == {"en", "sv", "pl"}
+        assert all(_in_texts(w, english) for w in topic.label.split(LABEL_SEPARATOR)), topic
+        for language, words in topic.keywords_by_language.items():
+            assert words and all(_in_texts(w, _texts_of(fitted, corpus, topic.id, language)) for w in words)
+        assert topic.representative in english and sum(topic.languages.values()) == topic.size
+    swedish = TopicModel(replace(FAST, display_language="sv")).fit(
+        corpus["texts"], corpus["embeddings"], encoder, languages=corpus["languages"])
+    for topic in swedish.topics_:
+        assert topic.label_language == "sv"
+        assert all(_in_texts(w, _texts_of(swedish, corpus, topic.id, "sv")) for w in topic.label.split(LABEL_SEPARATOR))
+    with pytest.raises(ValueError, match="languages"):
+        TopicModel(FAST).fit(corpus["texts"], corpus["embeddings"], languages=["en"])
+
+
+@pytest.fixture(scope="session")
+def cx_two_reasons(encoder):
+    """Real hand-written billing and delivery feedback (data/cx train rows), 25 per reason and language."""
+    rows = []
+    for language in ("en", "sv", "pl"):
+        frame = pd.read_csv(Path(__file__).parents[1] / "data" / "cx" / f"train_reasons_{language}.csv")
+        frame["reason"] = frame["reasons"].astype(str).str.split(";").str[0]
+        rows.append(frame[frame["reason"].isin(["billing", "delivery"])].groupby("reason").head(25))
+    frame = pd.concat(rows, ignore_index=True)
+    return frame, encoder.encode(frame["text"].tolist())
+
+
+def test_cross_language_duplicates_of_one_theme_merge(cx_two_reasons):
+    frame, embeddings = cx_two_reasons
+    six = TopicModelConfig(reduction="pca", n_components=10, clustering="kmeans", n_topics=6, keyword_candidates=20)
+    texts, languages = frame["text"].tolist(), frame["lang"].tolist()
+    split = TopicModel(replace(six, merge_similarity=1.0)).fit(texts, embeddings, languages=languages)
+    merged = TopicModel(six).fit(texts, embeddings, languages=languages)
+    # without merging, k-means cuts along languages: each topic is mostly one language
+    assert split.merged_pairs_ == [] and all(max(t.languages.values()) >= 0.8 * t.size for t in split.topics_)
+    assert len(merged.topics_) < len(split.topics_) and merged.merged_pairs_
+    assert all(len(t.languages) == 3 and t.label_language == "en" for t in merged.topics_)
+    majority = frame.assign(topic=merged.document_topics_).groupby("topic")["reason"].agg(lambda s: s.mode().iloc[0])
+    assert set(majority) == {"billing", "delivery"}
+    # topics no longer tell the language: NMI of topic and language falls from most to almost none
+    nmi = {name: normalized_mutual_info_score(frame["lang"], model.document_topics_)
+           for name, model in (("split", split), ("merged", merged))}
+    assert nmi["split"] > 0.5 and nmi["merged"] < 0.1, nmi
 
 
 def test_vectorizer_drops_stop_words_in_all_three_languages():
@@ -178,11 +239,13 @@ def test_refit_on_shuffled_extended_data_keeps_ids(fitted, corpus, encoder):
     embeddings = np.vstack([corpus["embeddings"][order], corpus["new_embeddings"]])
     themes = list(corpus["themes"][order]) + ["app"] * len(corpus["new_texts"])
     config = TopicModelConfig(reduction="pca", n_components=10, clustering="kmeans", n_topics=6, keyword_candidates=20, seed=7)
-    refit = TopicModel(config).fit(texts, embeddings, encoder, previous=fitted)
+    languages = [corpus["languages"][i] for i in order] + corpus["new_languages"]
+    refit = TopicModel(config).fit(texts, embeddings, encoder, previous=fitted, languages=languages)
     before = _majority(fitted.document_topics_, corpus["themes"])
     after = _majority(refit.document_topics_, themes)
     assert {t: after[t] for t in before} == before
     assert after["app"] >= fitted.next_id_ and refit.next_id_ == after["app"] + 1
+    assert refit.topic(before["billing"]).label_language == "en"
 
 
 def test_outlier_reduction_reassigns_hdbscan_noise(corpus):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from sklearn.exceptions import NotFittedError
 
 from nlp.arrays import check_embeddings, softmax_rows, unit_rows
 from nlp.topics.config import OUTLIER, TopicModelConfig
-from nlp.topics.keywords import make_label
+from nlp.topics.languages import UNKNOWN, keywords_by_language, merge_cross_language, name_topic
 from nlp.topics.stable_ids import match_topic_ids
 
 FORMAT_VERSION = 1
@@ -26,10 +27,17 @@ BERTOPIC_DIR = "bertopic"
 
 @dataclass(frozen=True)
 class Topic:
+    """``label`` is in ``label_language``; ``keywords`` are BERTopic's over all languages,
+    ``keywords_by_language`` each language's own; ``representative`` is the text nearest the centroid."""
+
     id: int
     label: str
     keywords: list[str]
     size: int
+    label_language: str = UNKNOWN
+    keywords_by_language: dict[str, list[str]] = field(default_factory=dict)
+    representative: str = ""
+    languages: dict[str, int] = field(default_factory=dict)
 
 
 def _reducer(config: TopicModelConfig, n_docs: int):
@@ -91,10 +99,16 @@ class TopicModel:
         encoder=None,
         *,
         previous: TopicModel | None = None,
+        languages: Sequence[str] | None = None,
     ) -> TopicModel:
-        """``encoder`` (anything with ``encode``) enables KeyBERT-style labels and cross-language dedup."""
+        """``encoder`` (anything with ``encode``) enables KeyBERT-style keywords and cross-language
+        dedup; ``languages`` (ISO code or "unknown" per text) enables merging of cross-language
+        duplicates, per-language keywords and labels in ``config.display_language``."""
         texts = [t if isinstance(t, str) else "" for t in texts]
         embeddings = check_embeddings(embeddings, n=len(texts))
+        if languages is not None and len(languages) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(languages)} languages")
+        languages = [str(lang) for lang in languages] if languages is not None else [UNKNOWN] * len(texts)
         config = self.config
         minimum = max(config.min_topic_size, config.n_topics or 2) * 2
         if len(texts) < minimum:
@@ -151,6 +165,9 @@ class TopicModel:
                     embeddings=centred,
                 )
             )
+        self.merged_pairs_: list[tuple[int, int, float]] = []
+        if config.merge_similarity < 1 and (topics != OUTLIER).any():
+            topics, self.merged_pairs_ = merge_cross_language(topics, unit, languages, config.merge_similarity)
         # Labels are computed once, for the final assignment: KeyBERT-style re-ranking embeds
         # every topic's candidate words and is the slow part of a fit.
         # BERTopic warns that custom assignments break later topic reduction; none follows here.
@@ -186,12 +203,16 @@ class TopicModel:
             )
         else:
             ids, self.next_id_ = list(range(len(internal))), len(internal)
+        per_language = keywords_by_language(texts, topics, languages, vectorizer, config.top_n_words)
         self.topics_ = []
         for stable, t in zip(ids, internal):
             keywords = [w for w, _ in bertopic.get_topic(t) if w]
-            self.topics_.append(
-                Topic(stable, make_label(keywords, config.label_words), keywords, int((topics == t).sum()))
-            )
+            rows = np.flatnonzero(topics == t)
+            members = [languages[i] for i in rows]
+            name = name_topic([texts[i] for i in rows], centred[rows], members, per_language[t], keywords,
+                              config.display_language, config.label_words)
+            self.topics_.append(Topic(stable, name.label, keywords, len(rows), name.label_language, per_language[t],
+                                      name.representative, dict(Counter(members))))
         bertopic.set_topic_labels({t: topic.label for t, topic in zip(internal, self.topics_)})
         self.centroids_ = centroids
         self.bertopic_ = bertopic
