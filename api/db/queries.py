@@ -466,8 +466,9 @@ def api_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
     return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
 
 
-def list_api_keys(session: Session) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+def list_api_keys(session: Session, after: int = 0, limit: int | None = None) -> list[ApiKey]:
+    """Keys in id order, those after the id ``after`` (a cursor), at most ``limit``."""
+    return list(session.scalars(select(ApiKey).where(ApiKey.id > after).order_by(ApiKey.id).limit(limit)))
 
 
 def get_api_key(session: Session, key_id: int) -> ApiKey | None:

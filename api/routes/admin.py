@@ -42,9 +42,13 @@ def create_key(payload: ApiKeyCreate, session: SessionDep, _: Admin) -> ApiKeyCr
     return ApiKeyCreated(**_public(key).model_dump(), key=secret)
 
 
-@router.get("/keys", response_model=ApiKeyList, summary="List API keys (no secrets)")
-def list_keys(session: SessionDep, _: Admin) -> ApiKeyList:
-    return ApiKeyList(items=[_public(k) for k in queries.list_api_keys(session)])
+@router.get("/keys", response_model=ApiKeyList, summary="List API keys (no secrets), in pages")
+def list_keys(session: SessionDep, _: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+              after: Annotated[int, Query(ge=0, le=2**31 - 1, description="next_after of the previous page")] = 0,
+              ) -> ApiKeyList:
+    keys = queries.list_api_keys(session, after, limit + 1)
+    page = keys[:limit]
+    return ApiKeyList(items=[_public(k) for k in page], next_after=page[-1].id if len(keys) > limit else None)
 
 
 @router.delete("/keys/{key_id}", response_model=ApiKeyPublic, summary="Revoke an API key")

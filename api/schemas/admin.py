@@ -39,6 +39,7 @@ class ApiKeyCreated(ApiKeyPublic):
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyPublic]
+    next_after: int | None = Field(None, description="Pass as `after` for the next page; null on the last one.")
 
 
 class FlagResult(BaseModel):
