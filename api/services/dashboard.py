@@ -114,9 +114,18 @@ def _segment_of(by: str, feedback: Feedback, customer) -> str | None:
     return metrics._segment(by, feedback.channel, feedback.survey, feedback.segments, customer.attributes)
 
 
+def topic_period_bounds(key: str, period: str) -> tuple[datetime, datetime]:
+    """The UTC ``[start, end)`` of a topic-trends period, named by its start (``2025-11-01 00:00:00``)."""
+    start = datetime.fromisoformat(key).replace(tzinfo=timezone.utc)
+    if period == "month":
+        return period_bounds(f"{start.year}-{start.month:02d}", "month")
+    return start, start + timedelta(days=7 if period == "week" else 1)
+
+
 def topic_verbatims(session: Session, topic_id: int, period: str, key: str) -> Verbatims:
-    """The analysed feedback of one period whose top topic is ``topic_id`` (as ``topics.topic_frame`` counts it)."""
-    low, high = period_bounds(key, period)
+    """The analysed feedback of one topic-trends period whose top topic is ``topic_id`` (as
+    ``topics.topic_frame`` counts it)."""
+    low, high = topic_period_bounds(key, period)
     found = []
     for row in queries.analysed_feedback(session, low, high):
         topics = row.analysis.get("topics") or []
