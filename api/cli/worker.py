@@ -14,7 +14,8 @@ from api.settings import get_settings
 
 @app.command()
 def worker(once: bool = typer.Option(False, "--once", help="Process what is queued now, then exit.")) -> None:
-    """Claim queued retraining runs (on a lease: run any number of workers) and analyse pending feedback.
+    """Claim queued retraining runs (on a lease: run any number of workers), analyse pending feedback and,
+    every CXM_ALERTS_INTERVAL_S, evaluate the alert rules and send due webhooks.
 
     API processes only queue runs and load the models a worker activates; stop with SIGTERM or Ctrl-C
     (a run in training is then failed once its lease, CXM_WORKER_LEASE_S, runs out).

@@ -625,8 +625,25 @@ def open_cases_opened_before(session: Session, before: datetime) -> list[Case]:
                                 .order_by(Case.id)))
 
 
-def feedback_since(session: Session, start: datetime) -> list[Feedback]:
-    return list(session.scalars(select(Feedback).where(Feedback.created_at >= start)))
+def reasons_since(session: Session, start: datetime) -> list[tuple[datetime, Any, Any]]:
+    """``(created_at, picked reasons, analysed reasons)`` of feedback since ``start``: only these parts
+    of the stored JSON are read, not whole analyses."""
+    query = select(Feedback.created_at, Feedback.survey["reasons"], Feedback.analysis["reasons"])
+    return [tuple(row) for row in session.execute(query.where(Feedback.created_at >= start))]
+
+
+def topics_since(session: Session, start: datetime) -> list[tuple[datetime, Any]]:
+    """``(created_at, analysed topics)`` of feedback since ``start``."""
+    query = select(Feedback.created_at, Feedback.analysis["topics"]).where(Feedback.created_at >= start)
+    return [tuple(row) for row in session.execute(query)]
+
+
+def nps_answers_since(session: Session, start: datetime) -> list[tuple[datetime, int, str, Any, Any, Any]]:
+    """``(created_at, nps, channel, survey, segments, customer attributes)`` of NPS answers since ``start``."""
+    query = (select(Feedback.created_at, Feedback.nps, Feedback.channel, Feedback.survey, Feedback.segments,
+                    Customer.attributes).join(Customer, Customer.id == Feedback.customer_id)
+             .where(Feedback.nps.is_not(None), Feedback.created_at >= start))
+    return [tuple(row) for row in session.execute(query)]
 
 
 def due_alert_ids(session: Session, now: datetime, limit: int) -> list[int]:

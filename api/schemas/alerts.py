@@ -29,11 +29,14 @@ class CaseAgeParams(_Params):
 
 
 class SpikeParams(_Params):
-    """Mentions of a reason (picked or found in the text) or of a top topic, this period vs the previous ones."""
+    """Mentions of a reason (picked or found in the text) or of a top topic so far this period vs the same
+    span of the previous periods."""
 
     period: Literal["day", "week"] = "week"
     baseline_periods: int = Field(4, ge=1, le=52, description="Previous periods whose mean rate is the baseline.")
     min_count: int = Field(10, ge=1, le=1_000_000, description="Fewest mentions this period that can be a spike.")
+    min_ratio: float = Field(1.5, ge=1, le=1000, description="A spike is at least this many times the baseline "
+                             "mean (a Poisson test alone calls a 10 % rise on thousands of mentions certain).")
     alpha: float = Field(0.01, gt=0, le=0.2, description="A spike needs a Poisson p-value below this.")
     ids: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
         None, max_length=200, description="Only these reason ids or topic ids (unset: every one).")
@@ -67,7 +70,7 @@ def checked_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 
 class AlertRuleCreate(InModel):
     """``params`` by kind: high_tier_entry {}, case_age {max_age_hours}, topic_spike and reason_spike
-    {period, baseline_periods, min_count, alpha, ids}, nps_drop {period, segment, min_answers, alpha, min_drop}."""
+    {period, baseline_periods, min_count, min_ratio, alpha, ids}, nps_drop {period, segment, min_answers, alpha, min_drop}."""
 
     model_config = ConfigDict(extra="forbid")
 

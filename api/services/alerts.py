@@ -164,32 +164,39 @@ def _case_age(session: Session, rule: AlertRule, now: datetime) -> list[Fired]:
     return fired
 
 
-def _mentions(row, kind: str) -> dict[str, str]:
-    """The reason ids (picked or found in the text) or the top topic of one feedback row, with labels."""
-    analysis = row.analysis or {}
+def _mentions(session: Session, kind: str, start: datetime) -> list[tuple[datetime, dict[str, str]]]:
+    """Each feedback row's moment and what it mentions, id to label: the reason ids it picked or its
+    text was tagged with, or its top topic."""
     if kind == "reason_spike":
-        ids = {*(row.survey or {}).get("reasons", []), *(r["id"] for r in analysis.get("reasons") or [])}
-        return {i: i for i in ids}
-    topics = analysis.get("topics") or []
-    if not topics:
-        return {}
-    top = max(topics, key=lambda t: t["probability"])
-    return {str(top["id"]): top["label"]}
+        return [(at, {r: r for r in {*(picked or []), *(r["id"] for r in analysed or [])}})
+                for at, picked, analysed in queries.reasons_since(session, start)]
+    found = []
+    for at, topics in queries.topics_since(session, start):
+        top = max(topics, key=lambda t: t["probability"]) if topics else None
+        found.append((at, {str(top["id"]): top["label"]} if top else {}))
+    return found
 
 
 def _spike(session: Session, rule: AlertRule, now: datetime) -> list[Fired]:
-    """Mentions this period against the mean of the previous ``baseline_periods``: a spike needs at
-    least ``min_count`` mentions and a Poisson p-value below ``alpha``, so 3 against 1 is not one.
-    No alert while the baseline periods hold no feedback at all (nothing to compare with yet)."""
+    """Mentions so far this period against the same span (as many hours from the start) of each of the
+    previous ``baseline_periods``, so a Wednesday is compared with Monday-to-Wednesday of earlier weeks.
+
+    A spike needs at least ``min_count`` mentions, ``min_ratio`` times the baseline mean, and a Poisson
+    p-value below ``alpha``: 3 against 1 is none, and neither is a 10 % rise on thousands of mentions,
+    which a Poisson test alone would call certain. No alert while the baseline spans hold no feedback.
+    """
     p = rule.params
     starts = _periods(now, p["period"], p["baseline_periods"])
+    elapsed = now - starts[0]
     counts: dict[str, Counter[int]] = defaultdict(Counter)
     labels: dict[str, str] = {}
     history = 0
-    for row in queries.feedback_since(session, starts[-1]):
-        index = _index(row.created_at, starts)
+    for at, mentioned in _mentions(session, rule.kind, starts[-1]):
+        index = _index(at, starts)
+        if index and at - starts[index] >= elapsed:
+            continue
         history += index > 0
-        for mention, label in _mentions(row, rule.kind).items():
+        for mention, label in mentioned.items():
             counts[mention][index] += 1
             labels[mention] = label
     if not history:
@@ -200,18 +207,19 @@ def _spike(session: Session, rule: AlertRule, now: datetime) -> list[Fired]:
         if p["ids"] is not None and mention not in p["ids"]:
             continue
         current, baseline = by_period[0], [by_period[i] for i in range(1, len(starts))]
-        if current < p["min_count"]:
+        mean = sum(baseline) / len(baseline)
+        if current < max(p["min_count"], p["min_ratio"] * mean):
             continue
         p_value = spike_p_value(current, baseline)
         if p_value >= p["alpha"]:
             continue
-        mean = sum(baseline) / len(baseline)
         fired.append(Fired(
             f"{rule.id}:{what}:{mention}:{current_key}", f"{what} {mention}",
-            f"{what} '{labels[mention]}' spiked: {current} mentions in {current_key} vs {mean:.1f} per "
-            f"{p['period']} before (p = {p_value:.2g})",
+            f"{what} '{labels[mention]}' spiked: {current} mentions so far in {current_key} vs {mean:.1f} in the "
+            f"same span of the {len(baseline)} {p['period']}s before (p = {p_value:.2g})",
             {what: mention, "label": labels[mention], "period": current_key, "count": current,
-             "baseline": baseline, "baseline_mean": round(mean, 3), "p_value": p_value}))
+             "baseline": baseline, "baseline_mean": round(mean, 3), "p_value": p_value,
+             "span_hours": round(elapsed.total_seconds() / 3600, 2)}))
     return fired
 
 
@@ -225,9 +233,9 @@ def _nps_drop(session: Session, rule: AlertRule, now: datetime) -> list[Fired]:
     p = rule.params
     starts = _periods(now, p["period"], 1)
     answers: dict[str, list[list[int]]] = defaultdict(lambda: [[], []])
-    for row, customer in queries.scored_feedback(session, "nps", starts[-1], None):
-        segment = _segment(p["segment"], row.channel, row.survey, row.segments, customer.attributes) or "all"
-        answers[segment][_index(row.created_at, starts)].append(row.nps)
+    for at, nps, channel, survey, segments, attributes in queries.nps_answers_since(session, starts[-1]):
+        segment = _segment(p["segment"], channel, survey, segments, attributes) or "all"
+        answers[segment][_index(at, starts)].append(nps)
     current_key, previous_key = period_key(starts[0], p["period"]), period_key(starts[1], p["period"])
     fired = []
     for segment, (current, previous) in sorted(answers.items()):

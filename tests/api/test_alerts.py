@@ -73,8 +73,10 @@ def fresh(settings, new_database, models):
 
 
 def post_feedback(api, items: list[dict]) -> None:
-    response = api.call("POST", "/v1/feedback", "ingest", json={"items": items})
-    assert response.status_code == 200 and response.json()["stored"] == len(items), response.text
+    for start in range(0, len(items), 500):
+        batch = items[start:start + 500]
+        response = api.call("POST", "/v1/feedback", "ingest", json={"items": batch})
+        assert response.status_code == 200 and response.json()["stored"] == len(batch), response.text
 
 
 def survey(n: int, at: datetime, **fields) -> dict:
@@ -84,12 +86,13 @@ def survey(n: int, at: datetime, **fields) -> dict:
 
 def reason_history(api, per_week: dict[str, list[int]], now: datetime, start: int = 0) -> int:
     """Survey answers picking each reason as often as ``per_week`` says: this week first, then the
-    weeks before (this week's at its very start, so never in the future). Returns the next id."""
+    weeks before, each at its week's very start (never in the future, always within the span of this
+    week so far that earlier weeks are compared over). Returns the next id."""
     this_week = alerts.period_start(now, "week")
     items, n = [], start
     for reason, counts in per_week.items():
         for weeks_ago, count in enumerate(counts):
-            at = this_week - timedelta(weeks=weeks_ago) + (timedelta(hours=3) if weeks_ago else timedelta())
+            at = this_week - timedelta(weeks=weeks_ago)
             for _ in range(count):
                 items.append(survey(n, at, nps=5, reasons=[reason]))
                 n += 1
@@ -174,6 +177,7 @@ def test_a_spike_needs_significance_and_volume_and_fires_once(fresh):
         "usability": [6, 0, 0, 0, 0],        # significant, but fewer than 10 mentions
         "delivery": [14, 10, 11, 9, 12],     # enough mentions, within noise (p = 0.18)
         "price": [15, 1, 2, 1, 2],           # a spike
+        "features": [150, 120, 120, 120, 120],  # p = 0.005, but a 25 % rise: under min_ratio (1.5x)
     }, now)
     create_rule(fresh, "http://127.0.0.1:9/unused", params={"period": "week"})
     assert evaluate(fresh, now) == (1, 1)
@@ -183,9 +187,27 @@ def test_a_spike_needs_significance_and_volume_and_fires_once(fresh):
     assert alert["details"]["count"] == 15 and alert["details"]["baseline"] == [1, 2, 1, 2]
     assert alert["details"]["p_value"] < 0.01
 
+    assert alerts.spike_p_value(150, [120] * 4) < 0.01
     looser = create_rule(fresh, "http://127.0.0.1:9/unused", params={"min_count": 3, "alpha": 0.1, "ids": ["billing"]})
     assert evaluate(fresh, now) == (2, 1)
     assert {a["subject"] for a in alert_log(fresh, rule_id=looser["id"])} == {"reason billing"}
+
+
+def test_a_spike_is_judged_against_the_same_span_of_earlier_weeks(fresh):
+    """Monday's first hour against the first hours of earlier weeks, not against whole weeks."""
+    this_week = alerts.period_start(datetime.now(timezone.utc), "week")
+    items, n = [], 0
+    for weeks_ago, count, offset in [(0, 12, timedelta())] + [(k, 1, timedelta()) for k in range(1, 5)] + [
+            (k, 10, timedelta(days=2)) for k in range(1, 5)]:
+        for _ in range(count):
+            items.append(survey(n, this_week - timedelta(weeks=weeks_ago) + offset, nps=5, reasons=["usability"]))
+            n += 1
+    post_feedback(fresh, items)
+    create_rule(fresh, "http://127.0.0.1:9/unused")
+    assert evaluate(fresh, this_week + timedelta(days=3)) == (1, 0)  # 12 vs 11 a week so far: noise
+    assert evaluate(fresh, this_week + timedelta(hours=1)) == (1, 1)  # 12 vs 1 in the first hour: a spike
+    (alert,) = alert_log(fresh)
+    assert alert["details"]["baseline"] == [1, 1, 1, 1] and alert["details"]["span_hours"] == 1.0
 
 
 @pytest.mark.slow
