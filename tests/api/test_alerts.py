@@ -12,9 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from api.cli import app as cli
+from api.db.models import Feedback
 from api.services import alerts
 from api.services.worker import Worker
 from api.settings import get_settings
@@ -208,6 +210,25 @@ def test_a_spike_is_judged_against_the_same_span_of_earlier_weeks(fresh):
     assert evaluate(fresh, this_week + timedelta(hours=1)) == (1, 1)  # 12 vs 1 in the first hour: a spike
     (alert,) = alert_log(fresh)
     assert alert["details"]["baseline"] == [1, 1, 1, 1] and alert["details"]["span_hours"] == 1.0
+
+
+def test_a_topic_spike_counts_each_answers_top_topic(fresh):
+    """Topics come from a topic model fitted on the service's feedback; here its stored output is
+    written into the analyses directly (a fitted model is the topics tests' business)."""
+    now = datetime.now(timezone.utc)
+    reason_history(fresh, {"app": [12, 1, 1, 1, 1], "billing": [4, 4, 4, 4, 4]}, now)
+    with fresh.app.state.runtime.sessions() as session:
+        for row in session.scalars(select(Feedback)):
+            crash = (row.survey["reasons"] == ["app"]) * 0.8
+            row.analysis = {**(row.analysis or {}), "topics": [
+                {"id": 7, "label": "app crashes", "probability": 0.1 + crash},
+                {"id": 2, "label": "invoices", "probability": 0.5}]}
+        session.commit()
+    create_rule(fresh, "http://127.0.0.1:9/unused", "topic_spike", params={"min_count": 10})
+    assert evaluate(fresh, now) == (1, 1)
+    (alert,) = alert_log(fresh)
+    assert alert["subject"] == "topic 7" and alert["details"]["label"] == "app crashes"
+    assert alert["details"]["baseline"] == [1, 1, 1, 1] and alert["title"].startswith("topic 'app crashes' spiked")
 
 
 @pytest.mark.slow
