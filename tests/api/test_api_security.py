@@ -181,12 +181,13 @@ def test_invented_http_methods_share_one_metric_label(api):
 def test_openapi_fuzz_never_500(api):
     """Requests the spec allows get a documented 2xx/4xx, never a 500 (bounded: a few cases per operation).
 
-    Revoking keys is left out: the fuzzer would revoke the keys the other tests use. Derandomised so
-    CI is reproducible; raise max_examples locally for a deeper hunt.
+    With an admin key, so every operation is reached past authentication. Revoking keys is left out:
+    the fuzzer would revoke the keys the other tests use. Derandomised so CI is reproducible;
+    ``benchmarks/fuzz.py`` is the deep pass (every role, hundreds of examples, stateful).
     """
     headers = {"X-API-Key": api.keys["admin"]}
     schema = schemathesis.openapi.from_asgi("/openapi.json", api.app, headers=headers).exclude(method="DELETE")
-    checked = 0
+    past_auth: dict[str, set[int]] = {}
     for result in schema.get_all_operations():
         operation = result.ok()
 
@@ -196,10 +197,12 @@ def test_openapi_fuzz_never_500(api):
         def no_server_error(case):
             response = case.call(headers=headers)
             assert response.status_code < 500, (case.method, case.formatted_path, response.text[:300])
+            if response.status_code not in (401, 403):
+                past_auth.setdefault(f"{case.method} {operation.path}", set()).add(response.status_code)
 
         no_server_error()
-        checked += 1
-    assert checked >= 14
+    assert len(past_auth) >= 14  # every operation was answered past authentication, most of them 2xx
+    assert sum(any(200 <= s < 300 for s in statuses) for statuses in past_auth.values()) >= 10, past_auth
     runtime = api.app.state.runtime  # a worker takes the retraining runs the fuzzer queued, as in service
     Worker(runtime.sessions, runtime.settings, lambda: runtime.models.analyzer).run_once()
 
