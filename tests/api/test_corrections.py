@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -13,8 +14,10 @@ from api.cli import app
 from api.db import queries
 from api.services.correction_training import held_out, load_served, retrain_from_corrections, text_model_source
 from api.settings import get_settings
-from nlp.head_refit import pooled_features, sentiment_probabilities
+from nlp.head_refit import pooled_features, reason_probabilities, refit_reasons, sentiment_probabilities
+from nlp.pipeline import AnalyzerConfig, build_sentiment
 from nlp.sentiment_model import TransformerSentiment
+from nlp.text_data import HANDWRITTEN_DIR, handwritten_rows
 from tests.api.conftest import serve
 
 WEEK_47 = "2026-11-17T10:00:00Z"  # ISO week 2026-W47 starts on Monday 16 November
@@ -208,3 +211,22 @@ def test_the_train_commands_retrain_from_the_services_corrections(full_api, monk
     runs = full_api.call("GET", "/v1/admin/runs", "admin").json()["items"]
     assert (runs[0]["kind"], runs[0]["status"], runs[0]["requested_by"]) == (
         "sentiment", "failed", "cxm train sentiment --from-corrections")
+
+
+
+@pytest.mark.slow
+def test_refitting_the_reason_head_learns_a_reason_it_missed(encoder, settings):
+    """The reason head's refit, as `cxm train reasons --from-corrections` runs it, anchored by shipped rows."""
+    model = build_sentiment(AnalyzerConfig(model_dir=settings.model_dir), encoder)
+    shipped = handwritten_rows(HANDWRITTEN_DIR, seed=0, valid_fraction=0.0).sample(n=100, random_state=0)
+    billing = ["The invoice was wrong again.", "I was charged twice this month."]
+    column = list(model.reason_ids).index("usability")
+    train = pooled_features(model, [*shipped["text"], *SICK[::2]])
+    test, other = pooled_features(model, SICK[1::2]), pooled_features(model, billing)
+    refitted = refit_reasons(model, train, [*shipped["reasons"], *[["usability"]] * len(SICK[::2])],
+                             weight=np.r_[np.ones(len(shipped)), np.full(len(SICK[::2]), 5.0)])
+    tagged = {name: reason_probabilities(m, test)[:, column] >= m.reason_threshold
+              for name, m in (("before", model), ("after", refitted))}
+    assert tagged["before"].mean() < 0.5 and tagged["after"].mean() > 0.9
+    assert not (reason_probabilities(refitted, other)[:, column] >= refitted.reason_threshold).any()
+    assert refitted.info["refits"][-1] == {"head": "reasons", "rows": len(train), "l2": 1e-3}
