@@ -30,7 +30,11 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    """``value`` in UTC (naive: taken as UTC); a ValueError, not a crash, where the shift leaves years 1-9999."""
+    try:
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 def _plausible(value: datetime) -> datetime:

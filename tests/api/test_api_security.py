@@ -207,6 +207,19 @@ def test_openapi_fuzz_never_500(api):
     Worker(runtime.sessions, runtime.settings, lambda: runtime.models.analyzer).run_once()
 
 
+def test_a_date_that_leaves_the_calendar_in_utc_is_refused_not_a_500(api):
+    """Found by benchmarks/fuzz.py: year 1 at +01:00 is before year 1 in UTC, and the conversion raised."""
+    outcomes = api.call("POST", "/v1/outcomes", "ingest", json={"items": [
+        {"customer_id": "c-calendar", "churned_at": "0001-01-01T00:00:00+01:00"}]})
+    assert outcomes.status_code == 200, outcomes.text
+    (item,) = outcomes.json()["items"]
+    assert item["status"] == "rejected" and "out of range once converted to UTC" in item["reason"]
+    feedback = api.call("POST", "/v1/feedback", "ingest", json={"items": [
+        survey(timestamp="0001-01-01T00:00:00+01:00")]})
+    assert feedback.status_code == 200, feedback.text
+    assert feedback.json()["rejected"] == 1 and "UTC" in str(feedback.json()["items"][0])
+
+
 def test_nul_characters_get_a_422_not_a_database_error(api):
     """PostgreSQL text cannot hold NUL: it is refused at the edge, in bodies and in URLs alike."""
     bodies = [
