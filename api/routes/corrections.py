@@ -1,4 +1,4 @@
-"""Agents correct a feedback item's analysis; everyone with an agent key can list the corrections."""
+"""Agent (and admin) keys correct a feedback item's analysis and list the corrections."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ FeedbackId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 def correct(feedback_id: FeedbackId, change: CorrectionIn, session: SessionDep, runtime: RuntimeDep,
             principal: Agent) -> CorrectionResult:
     """Each changed field is stored with who, when, the old and the new value; the model's analysis is kept.
-    Sending the latest value again stores nothing (the field is listed in ``unchanged``)."""
+    Sending the latest value again stores nothing (the field is listed in ``unchanged``); personal data in
+    the note is redacted."""
     return corrections.correct(session, feedback_id, change, principal.name,
-                               corrections.known_reasons(runtime.settings.reason_taxonomy))
+                               corrections.known_reasons(runtime.settings.reason_taxonomy), runtime.redactor)
 
 
 @router.get("/feedback/{feedback_id}/corrections", response_model=FeedbackCorrections,

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from api.db import queries
 from api.db.models import CORRECTION_FIELDS, Correction, Feedback
 from api.errors import ApiError
+from api.pii import PiiRedactor
 from api.schemas.corrections import (
     AgreementRow,
     CorrectionIn,
@@ -76,9 +77,12 @@ def _feedback(session: Session, feedback_id: int) -> Feedback:
     return row
 
 
-def correct(session: Session, feedback_id: int, change: CorrectionIn, actor: str,
-            reason_ids: frozenset[str]) -> CorrectionResult:
-    """Store one correction per changed field (committed) and return the item's effective labels."""
+def correct(session: Session, feedback_id: int, change: CorrectionIn, actor: str, reason_ids: frozenset[str],
+            redactor: PiiRedactor) -> CorrectionResult:
+    """Store one correction per changed field (committed) and return the item's effective labels.
+
+    The note is free text about a customer: personal data is redacted before it is stored.
+    """
     row = _feedback(session, feedback_id)
     wanted: dict[str, Any] = {"sentiment": change.sentiment, "churn_intent": change.churn_intent,
                               "reasons": None if change.reasons is None else sorted(set(change.reasons))}
@@ -88,6 +92,7 @@ def correct(session: Session, feedback_id: int, change: CorrectionIn, actor: str
                        {"unknown_reasons": unknown})
     latest = queries.latest_corrections(session, [row.id]).get(row.id, {})
     model = model_values(row)
+    note = None if change.note is None else redactor.redact([change.note])[0].text
     created, unchanged = [], []
     for name in CORRECTION_FIELDS:
         value = wanted[name]
@@ -99,7 +104,7 @@ def correct(session: Session, feedback_id: int, change: CorrectionIn, actor: str
             continue
         latest[name] = queries.add_correction(session, Correction(
             feedback_id=row.id, field=name, old_value=prior.new_value if prior else model[name], new_value=value,
-            model_value=model[name], actor=actor, note=change.note))
+            model_value=model[name], actor=actor, note=note))
         created.append(latest[name])
     session.commit()
     return CorrectionResult(feedback_id=row.id, created=[_public(c) for c in created], unchanged=unchanged,

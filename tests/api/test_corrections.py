@@ -70,10 +70,11 @@ def test_corrections_are_stored_beside_the_analysis_and_shown_as_the_effective_l
     again = full_api.call("POST", f"/v1/feedback/{fid}/corrections", "agent", json=body).json()
     assert again["created"] == [] and sorted(again["unchanged"]) == ["churn_intent", "reasons", "sentiment"]
 
-    third = full_api.call("POST", f"/v1/feedback/{fid}/corrections", "admin", json={"sentiment": "neutral"}).json()
+    third = full_api.call("POST", f"/v1/feedback/{fid}/corrections", "admin",
+                          json={"sentiment": "neutral", "note": "called anna@example.com"}).json()
     [change] = third["created"]
     assert (change["old_value"], change["new_value"], change["model_value"]) == (wanted, "neutral", model_sentiment)
-    assert change["actor"].startswith("admin-")
+    assert change["actor"].startswith("admin-") and "anna@example.com" not in change["note"]
 
     after = timeline_entry(full_api, fid)
     assert after["sentiment"] == before["sentiment"] and after["reasons"] == before["reasons"]  # the model's, kept
