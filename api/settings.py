@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     )
     competitor_ner: bool = Field(True, description="Also report English ORG entities in switch/compare clauses.")
     languages: list[str] = ["en", "sv", "pl"]
+    topic_display_language: str = Field(
+        "en", min_length=2, max_length=8,
+        description="Language of topic labels written by `cxm topics fit` (keywords are kept per language).")
     language_min_confidence: float = Field(0.5, ge=0, le=1)
     batch_size: int = Field(32, ge=1, le=1024)
     max_length: int = Field(256, ge=16, le=512, description="Tokens per text fed to the model.")

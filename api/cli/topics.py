@@ -62,7 +62,8 @@ def fit(
     outlier_threshold: float = typer.Option(0.0, help="Similarity an outlier needs to be reassigned."),
 ) -> None:
     """Fit topics; an existing model at the output is the previous fit, so topic ids stay stable."""
-    from api.components import build_encoder
+    from api.components import analyzer_config, build_encoder
+    from nlp.pipeline import build_language_detector
     from nlp.topics.config import TopicModelConfig
     from nlp.topics.model import TopicModel
 
@@ -73,6 +74,7 @@ def fit(
     try:
         config = TopicModelConfig(
             languages=tuple(settings.languages),
+            display_language=settings.topic_display_language,
             reduction=reduction.value,
             min_topic_size=min_topic_size,
             n_topics=n_topics,
@@ -84,17 +86,19 @@ def fit(
     previous = TopicModel.load(target, load_bertopic=False) if TopicModel.exists(target) else None
     encoder = build_encoder(settings)
     embeddings = encoder.encode(texts)
+    languages = build_language_detector(analyzer_config(settings)).detect(texts)
     try:
-        model = TopicModel(config).fit(texts, embeddings, encoder, previous=previous)
+        model = TopicModel(config).fit(texts, embeddings, encoder, previous=previous, languages=languages)
     except ValueError as exc:
         raise fail(str(exc)) from exc
     model.save(target)
     kept = sum(t.id in {p.id for p in previous.topics_} for t in model.topics_) if previous else 0
     for topic in model.topics_:
-        typer.echo(f"{topic.id:>4}  {topic.size:>6}  {topic.label}")
+        typer.echo(f"{topic.id:>4}  {topic.size:>6}  [{topic.label_language}] {topic.label}")
     typer.echo(
         f"{len(model.topics_)} topics from {len(texts)} texts in {model.fit_seconds_:.1f} s; outliers "
         f"{model.outlier_share_before_:.1%} -> {model.outlier_share_:.1%}"
+        + (f"; {len(model.merged_pairs_)} cross-language duplicates merged" if model.merged_pairs_ else "")
         + (f"; {kept} ids kept from the previous fit" if previous else "")
         + f" -> {target}",
         err=True,
