@@ -168,6 +168,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
             loaded = replace(models, churn_model=await asyncio.to_thread(ChurnModel.load, churn_dir))
         else:
             loaded = models
+        shared = engine if settings.api_rate_limits_shared else None
         runtime = Runtime(
             settings=settings, engine=engine, sessions=sessions, models=loaded,
             redactor=PiiRedactor(settings.pii_redact),
@@ -178,8 +179,9 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
                                      settings.api_analyze_chars_per_minute,
                                      "characters of text this API key sends to /v1/analyze"),
             batcher=MicroBatcher(loaded.analyzer, settings.analyze_batch_wait_ms / 1000, settings.analyze_max_batch,
-                                 settings.analyze_max_queue, settings.analyze_timeout_s),
-        shared = engine if settings.api_rate_limits_shared else None
+                                 settings.analyze_max_queue, settings.analyze_timeout_s,
+                                 max_batch_chars=settings.analyze_max_batch_chars,
+                                 concurrency=settings.analyze_concurrency),
             versions=model_versions(served, loaded.analyzer), churn_dir=churn_dir,
         )
         runtime.batcher.start()
