@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import time
 from importlib import resources
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -46,8 +47,14 @@ def setup() -> None:
 @app.command()
 def demo(
     customers: int = typer.Option(120, min=20, help="Simulated customers for the at-risk part."),
+    serve: bool = typer.Option(False, "--serve", help="Then load the demo into a fresh SQLite database, print a key "
+                               "per role and serve the web app on it (until Ctrl+C)."),
+    directory: Path = typer.Option(Path("cxm-demo"), "--dir", help="Where --serve keeps its database."),
+    host: str = typer.Option("127.0.0.1", help="Interface --serve binds."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port --serve listens on."),
 ) -> None:
-    """Analyse the bundled en/sv/pl feedback, then flag at-risk customers in a simulated CX history."""
+    """Analyse the bundled en/sv/pl feedback, then flag at-risk customers in a simulated CX history;
+    with --serve, also open the populated web app."""
     settings = get_settings()
     if not settings.competitors:  # the bundled texts name these telcos
         settings = settings.model_copy(update={"competitors": list(DEMO_COMPETITORS)})
@@ -60,6 +67,10 @@ def demo(
     console.print(_topics_table(analyzer, frame["text"].tolist(), results))
     _print_signals_and_mixed(frame, results)
     _print_at_risk(analyzer, customers)
+    if serve:
+        from api.cli.demo_serve import serve_demo
+
+        serve_demo(settings, analyzer, frame, customers, directory, host, port)
 
 
 def _sentiment_table(results: list[Analysis], elapsed: float) -> Table:
