@@ -273,40 +273,6 @@ def feedback_where(session: Session, start: datetime | None, end: datetime | Non
     return list(rows), int(total or 0)
 
 
-def _analysis_text(*path: str):
-    return Feedback.analysis[path].as_string()
-
-
-def sentiment_counts(session: Session, by: str, start: datetime | None,
-                     end: datetime | None) -> list[tuple[str | None, str | None, int, float | None]]:
-    """``(group, label, count, mean score)`` of analysed feedback, grouped by ``by`` ("channel" or
-    "language") and sentiment label: counted in the database, however many rows there are."""
-    group = Feedback.channel if by == "channel" else _analysis_text("language")
-    label = _analysis_text("sentiment", "label")
-    score = func.avg(cast(_analysis_text("sentiment", "score"), Float))
-    query = (select(group, label, func.count(), score)
-             .where(Feedback.status == "analysed", Feedback.analysis.is_not(None)).group_by(group, label))
-    return [tuple(r) for r in session.execute(_period(query, Feedback.created_at, start, end))]
-
-
-def feedback_where(session: Session, start: datetime | None, end: datetime | None, *, limit: int,
-                   channel: str | None = None, language: str | None = None,
-                   sentiment: str | None = None) -> tuple[list[Feedback], int]:
-    """Newest analysed feedback with text in the window matching the given channel, language and
-    sentiment label (at most ``limit``), and how many match."""
-    query = select(Feedback).where(Feedback.status == "analysed", Feedback.text.is_not(None))
-    if channel is not None:
-        query = query.where(Feedback.channel == channel)
-    if language is not None:
-        query = query.where(_analysis_text("language") == language)
-    if sentiment is not None:
-        query = query.where(_analysis_text("sentiment", "label") == sentiment)
-    query = _period(query, Feedback.created_at, start, end)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
-    return list(rows), int(total or 0)
-
-
 def _period(query, column, start: datetime | None, end: datetime | None):
     if start is not None:
         query = query.where(column >= start)
@@ -378,10 +344,10 @@ def triage_queue(
     if sort == "age":
         order = [Case.opened_at.is_(None), Case.opened_at, *order]
     elif sort == "feedback":
-        last = (select(Feedback.customer_id, func.max(Feedback.created_at).label("at"))
-                .group_by(Feedback.customer_id).subquery())
-        query = query.outerjoin(last, last.c.customer_id == RiskScore.customer_id)
-        order = [last.c.at.is_(None), last.c.at.desc(), *order]
+        # Per ranked customer, an index lookup: grouping all feedback first took 2.2 s at 100,000 rows.
+        last = (select(func.max(Feedback.created_at)).where(Feedback.customer_id == RiskScore.customer_id)
+                .correlate(RiskScore).scalar_subquery())
+        order = [last.desc().nulls_last(), *order]
     rows = session.execute(query.order_by(*order).limit(limit).offset(offset)).tuples()
     return list(rows), int(total or 0)
 
