@@ -216,7 +216,6 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column()
 
 
-class ModelRun(Base):
 class RateLimitBucket(Base):
     """A token bucket shared by every API process: ``tokens`` left at ``updated_at`` (epoch seconds)."""
 
@@ -230,6 +229,7 @@ class RateLimitBucket(Base):
     granted: Mapped[bool] = mapped_column(Boolean)
 
 
+class ModelRun(Base):
     """One retraining run; ``activated`` marks the runs whose model was put into service.
 
     The API queues a run; a ``cxm worker`` claims it (``claimed_by``) and keeps ``heartbeat_at``
