@@ -69,7 +69,7 @@ def metric_bars(groups: list[MetricGroup], lowest: float, highest: float, unit: 
             f'<text class="tick" x="2" y="{y(v) + 4:.1f}">{v:g}</text>' for v in (lowest, highest)]
     if lowest < 0 < highest:
         body.append(f'<line class="axis zero" x1="{PAD}" x2="{WIDTH - PAD}" y1="{zero:.1f}" y2="{zero:.1f}"/>')
-    every = max(1, len(periods) // 8)  # at most ~8 period labels, so they never overlap
+    every = -(-len(periods) // 6)  # at most 6 period labels, so they never overlap
     for p, period in enumerate(periods):
         if p % every == 0:
             body.append(f'<text class="tick" x="{PAD + (p + 0.5) * slot:.1f}" y="{HEIGHT - 8}" '
