@@ -169,7 +169,7 @@ def customer_scores(session: Session, customer_id: str,
         select(Feedback.created_at, Feedback.nps, Feedback.csat, Feedback.ces)
         .where(Feedback.customer_id == customer_id)
         .where(or_(Feedback.nps.is_not(None), Feedback.csat.is_not(None), Feedback.ces.is_not(None)))
-        .order_by(Feedback.created_at.desc(), Feedback.id.desc()))]
+        .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))]
 
 
 def all_feedback(session: Session) -> list[Feedback]:
