@@ -101,6 +101,9 @@ def _operations(schema, tally: Tally, keys: dict[str, str], args) -> int:
                 sent += 1
 
             fuzz()
+        label = f"{operation.method.upper()} {operation.path}"
+        print(f"{label:45s} " + " ".join(f"{status}x{count}" for status, count in sorted(tally.statuses[label].items())),
+              flush=True)
     return sent
 
 

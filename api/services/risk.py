@@ -24,7 +24,7 @@ from api.db import queries
 from api.db.models import Case, CaseEvent, ChurnOutcome, Customer, Feedback, RiskScore
 from api.errors import ApiError
 from api.json_safe import plain
-from api.schemas.feedback import segment_date
+from api.schemas.feedback import EARLIEST, segment_date
 from api.services.analysis import stored_heads
 from churn.schema import CUSTOMER_SEGMENTS, ChurnTables, validate_tables
 from churn.scoring import features_for, reason_ids_of, score_at
@@ -155,6 +155,8 @@ def resolve_as_of(session: Session, requested: datetime | None, now: datetime) -
         requested = requested if requested.tzinfo else requested.replace(tzinfo=timezone.utc)
         if requested > now:
             raise ApiError(422, "invalid_as_of", f"as_of {requested.isoformat()} is in the future")
+        if requested < EARLIEST:  # nothing is stored before it, and pandas cannot hold year 1 (found by fuzzing)
+            raise ApiError(422, "invalid_as_of", f"as_of {requested.isoformat()} is before {EARLIEST.date()}")
         return requested, "request"
     latest = queries.latest_event(session)
     return (now, "now") if latest is None or latest > now else (latest, "latest event")

@@ -220,6 +220,14 @@ def test_a_date_that_leaves_the_calendar_in_utc_is_refused_not_a_500(api):
     assert feedback.json()["rejected"] == 1 and "UTC" in str(feedback.json()["items"][0])
 
 
+@pytest.mark.parametrize("as_of", ["0048-11-21T16:43:19Z", "0225-07-01T17:56:15+02:20", "1969-12-31T23:59:59Z"])
+def test_flag_as_of_before_1970_is_a_422_not_a_500(api, as_of):
+    """Found by benchmarks/fuzz.py: pandas cannot hold year 48, and the scoring raised OutOfBoundsDatetime."""
+    response = api.call("POST", "/v1/admin/flag", "admin", params={"as_of": as_of, "rescore_all": True})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_as_of" and "before 1970-01-01" in response.text
+
+
 def test_nul_characters_get_a_422_not_a_database_error(api):
     """PostgreSQL text cannot hold NUL: it is refused at the edge, in bodies and in URLs alike."""
     bodies = [
