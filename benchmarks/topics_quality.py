@@ -187,8 +187,8 @@ def topics_section(
     results = {}
 
     cx = cx_train_rows()
-    vectors = embed(cx["text"].tolist(), "cx_train_topics")
-    results["merge_selection"] = select_merge_similarity(vectors, cx["reason"].tolist(), cx["lang"].tolist())
+    cx_vectors = embed(cx["text"].tolist(), "cx_train_topics")
+    results["merge_selection"] = select_merge_similarity(cx_vectors, cx["reason"].tolist(), cx["lang"].tolist())
     print(f"\n== Merge threshold on data/cx train rows ({len(cx)} en/sv/pl) ==\n{results['merge_selection']}", flush=True)
 
     rng = np.random.default_rng(SEED)
@@ -197,7 +197,7 @@ def topics_section(
     nhs = nhs_phase1_frame(data_dir, nhs_texts)
     corpora = [("telco", telco, None), ("nhs", nhs["text"].tolist(), nhs), ("cx_en_sv_pl", cx["text"].tolist(), cx)]
     for name, texts, frame in corpora:
-        vectors = embed(texts, f"{name}_topics")
+        vectors = cx_vectors if frame is cx else embed(texts, f"{name}_topics")
         languages = frame["lang"].tolist() if name == "cx_en_sv_pl" else ["en"] * len(texts)
         print(f"\n== Topics: {name} ({len(texts)} texts, seed {SEED}): cxm vs plain BERTopic ==", flush=True)
         cxm, model = fit_cxm(texts, vectors, encoder, languages)

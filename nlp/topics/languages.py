@@ -56,6 +56,12 @@ def merge_cross_language(topics: np.ndarray, vectors: np.ndarray, languages: Seq
         return topics, []
     vectors = language_centred(vectors, languages)
     centroids = unit_rows(np.stack([vectors[topics == t].mean(axis=0) for t in ids]))
+    # A topic holding most of its language is the language, not a theme: centred on that language's
+    # mean its centroid is near zero and its cosines are noise (HDBSCAN on data/cx: en+sv merged).
+    per_language = Counter(languages)
+    for t in ids:
+        if dominant[t] and np.sum((topics == t) & (np.asarray(languages) == dominant[t])) > 0.75 * per_language[dominant[t]]:
+            dominant[t] = None
     similarity = centroids @ centroids.T
     root = {t: t for t in ids}
     members_languages = {t: {dominant[t]} for t in ids}
