@@ -54,5 +54,5 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision of every branch (idempotent)."""
-    command.upgrade(alembic_config(engine), "heads")
+    """Bring the schema to the newest revision (idempotent)."""
+    command.upgrade(alembic_config(engine), "head")
