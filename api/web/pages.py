@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, quote
@@ -16,10 +17,14 @@ from sqlalchemy.orm import Session
 from api.auth import Principal, principal_for_key
 from api.deps import RuntimeDep, SessionDep, authenticate_client
 from api.errors import ApiError
+from api.db import queries
+from api.runtime import Runtime
 from api.schemas.cases import CaseUpdate
-from api.services import cases, customers
+from api.schemas.corrections import CorrectionIn, EffectiveLabels
+from api.services import cases, corrections, customers
 from api.web import charts
 from api.web.session import SessionData, SessionSigner, new_session
+from nlp.reason_taxonomy import load_taxonomy
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -204,8 +209,14 @@ def assign_to_me(session: SessionDep, runtime: RuntimeDep, user: AgentUser, form
     return RedirectResponse(_local(form.get("back"), "/app/queue"), 303)
 
 
-def _customer_page(request: Request, session: Session, user: WebUser, customer_id: str, before: str | None = None,
-                   status: int = 200, **context) -> Response:
+@lru_cache(maxsize=8)
+def _reason_choices(taxonomy: Path | None) -> tuple[tuple[str, str], ...]:
+    """The taxonomy's reasons as (id, English label) for the correction form."""
+    return tuple((r.id, r.label.get("en", r.id)) for r in load_taxonomy(taxonomy).reasons)
+
+
+def _customer_page(request: Request, session: Session, runtime: Runtime, user: WebUser, customer_id: str,
+                   before: str | None = None, status: int = 200, **context) -> Response:
     try:
         profile = customers.profile(session, customer_id, timeline_limit=TIMELINE_PAGE, before=before)
     except ApiError as error:
@@ -214,13 +225,14 @@ def _customer_page(request: Request, session: Session, user: WebUser, customer_i
     return render(request, "customer.html", user, status, profile=profile, case=case,
                   moves=cases.TRANSITIONS[case.status] if case else (),
                   charts={name: charts.score_history(profile.scores, name, *scale)
-                          for name, scale in SCORE_SCALES.items()}, before=before, **context)
+                          for name, scale in SCORE_SCALES.items()}, before=before,
+                  reason_choices=_reason_choices(runtime.settings.reason_taxonomy), **context)
 
 
 @router.get("/customers/{customer_id}")
-def customer(request: Request, session: SessionDep, user: AgentUser, customer_id: str,
+def customer(request: Request, session: SessionDep, runtime: RuntimeDep, user: AgentUser, customer_id: str,
              before: str | None = None) -> Response:
-    return _customer_page(request, session, user, customer_id, before)
+    return _customer_page(request, session, runtime, user, customer_id, before)
 
 
 @router.post("/cases/{case_id}/move")
@@ -238,6 +250,42 @@ def move_case(request: Request, session: SessionDep, runtime: RuntimeDep, user: 
         session.rollback()
         status, message = ((error.status_code, str(error.detail)) if isinstance(error, ApiError)
                            else (422, "; ".join(e["msg"] for e in error.errors())))
-        return _customer_page(request, session, user, customer_id, status=status, error=message,
+        return _customer_page(request, session, runtime, user, customer_id, status=status, error=message,
                               kept=form)
     return RedirectResponse(f"/app/customers/{quote(customer_id, safe='')}#case", 303)
+
+
+def _changed_labels(form: dict[str, str], shown: EffectiveLabels, reason_ids: frozenset[str]) -> dict:
+    """The fields the agent changed on the correction form: an untouched field is not a confirmation."""
+    change: dict = {}
+    if (sentiment := form.get("sentiment", "")) and sentiment != shown.sentiment:
+        change["sentiment"] = sentiment
+    reasons = sorted(r for r in reason_ids if form.get(f"reason-{r}"))
+    if set(reasons) != set(shown.reasons or ()):
+        change["reasons"] = reasons
+    intent = {"yes": True, "no": False}.get(form.get("churn_intent", ""))
+    if intent is not None and intent != shown.churn_intent:
+        change["churn_intent"] = intent
+    return change
+
+
+@router.post("/feedback/{feedback_id}/corrections")
+def correct_feedback(request: Request, session: SessionDep, runtime: RuntimeDep, user: AgentUser, form: Form,
+                     feedback_id: int) -> Response:
+    """Correct a feedback item's sentiment, reasons or churn intent (as POST /v1/feedback/{id}/corrections);
+    a refused correction re-renders the page with the form open and the note kept."""
+    row = queries.get_feedback(session, feedback_id)
+    if row is None:
+        raise PageError(404, f"No feedback {feedback_id}.")
+    reason_ids = corrections.known_reasons(runtime.settings.reason_taxonomy)
+    change = _changed_labels(form, corrections.effective_labels(session, [row])[row.id], reason_ids)
+    try:
+        corrections.correct(session, feedback_id, CorrectionIn(**change, note=form.get("note", "").strip() or None),
+                            user.principal.name, reason_ids, runtime.redactor)
+    except (ApiError, ValidationError) as error:
+        session.rollback()
+        message = (str(error.detail) if isinstance(error, ApiError)
+                   else "Change the sentiment, the reasons or the churn intent to correct this item.")
+        return _customer_page(request, session, runtime, user, row.customer_id, status=422,
+                              correction_error=message, correcting=feedback_id, kept=form)
+    return RedirectResponse(f"/app/customers/{quote(row.customer_id, safe='')}#feedback-{feedback_id}", 303)
