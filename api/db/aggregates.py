@@ -8,6 +8,7 @@ period and segment expressions are SQL twins of ``services.metrics.period_key`` 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -88,17 +89,18 @@ def _hours(later, earlier, dialect: str):
 
 def _observations(session: Session, metric: str, period: str, by: str | None,
                   start: datetime | None, end: datetime | None):
-    """One row per observation of ``metric`` in the window: period, segment, customer, value, raw score."""
+    """One row per observation of ``metric`` in the window: period, segment, customer, value, raw score,
+    and the feedback row it came from."""
     dialect = _dialect(session)
     if metric in ("nps", "csat", "ces"):
         score = getattr(Feedback, metric)
         value = {"nps": case((score >= 9, 100), (score <= 6, -100), else_=0),
                  "csat": case((score >= 4, 100), else_=0), "ces": score}[metric]
-        moment, customer = Feedback.created_at, Feedback.customer_id
+        moment, customer, feedback = Feedback.created_at, Feedback.customer_id, Feedback.id
         query = select().select_from(Feedback).where(score.is_not(None))
     else:
         score = cast(null(), Integer)
-        moment, customer = Ticket.opened_at, Ticket.customer_id
+        moment, customer, feedback = Ticket.opened_at, Ticket.customer_id, Ticket.feedback_id
         query = select().select_from(Ticket)
         if by is not None:
             query = query.join(Feedback, Feedback.id == Ticket.feedback_id)
@@ -125,7 +127,7 @@ def _observations(session: Session, metric: str, period: str, by: str | None,
         query = query.where(moment < end)
     return query.add_columns(period_key(moment, period, dialect).label("period"), segment.label("segment"),
                              customer.label("customer"), cast(value, Float).label("value"),
-                             score.label("score")).subquery("observations")
+                             score.label("score"), feedback.label("feedback_id")).subquery("observations")
 
 
 def metric_sums(session: Session, metric: str, period: str, by: str | None,
@@ -141,6 +143,21 @@ def metric_sums(session: Session, metric: str, period: str, by: str | None,
     return [MetricSums(period, segment, int(n), float(total), float(squares), int(p or 0), int(pa or 0),
                        int(d or 0), int(c)) for period, segment, n, total, squares, p, pa, d, c
             in session.execute(query)]
+
+
+def metric_feedback(session: Session, metric: str, period: str, key: str, by: str | None,
+                    start: datetime | None, end: datetime | None, limit: int, *,
+                    segments: Collection[str] | None = None, exclude: bool = False) -> tuple[list[Feedback], int]:
+    """The feedback rows behind period ``key`` of :func:`metric_sums` whose segment is in ``segments``
+    (not in them: ``exclude``; None: every segment): the newest ``limit``, and how many there are."""
+    rows = _observations(session, metric, period, by, start, end)
+    ids = select(rows.c.feedback_id).where(rows.c.period == key)
+    if segments is not None:
+        ids = ids.where(rows.c.segment.not_in(segments) if exclude else rows.c.segment.in_(segments))
+    total = session.scalar(select(func.count()).select_from(ids.subquery()))
+    found = session.scalars(select(Feedback).where(Feedback.id.in_(ids))
+                            .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
+    return list(found), int(total or 0)
 
 
 def small_segment_customers(session: Session, metric: str, period: str, by: str,
@@ -185,3 +202,13 @@ def topic_period_counts(session: Session, period: str, start: datetime | None,
     query = (select(rows.c.period, rows.c.topic_id, func.max(rows.c.topic_label), func.count(),
                     func.avg(rows.c.sentiment_score)).group_by(rows.c.period, rows.c.topic_id))
     return [(str(p), int(t), str(label), int(n), mean) for p, t, label, n, mean in session.execute(query)]
+
+
+def topic_feedback(session: Session, topic_id: int, start: datetime, end: datetime,
+                   limit: int) -> tuple[list[Feedback], int]:
+    """The newest ``limit`` analysed rows in ``[start, end)`` whose top topic is ``topic_id`` (the rows
+    :func:`topic_period_counts` counts), and how many there are."""
+    query = _analysed(select(Feedback), start, end).where(Feedback.topic_id == topic_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
+    return list(rows), int(total or 0)

@@ -23,8 +23,8 @@ from api.db.models import (
     Customer,
     Feedback,
     ModelRun,
-    RiskScore,
     RateLimitBucket,
+    RiskScore,
     Ticket,
     utcnow,
 )
@@ -212,15 +212,6 @@ def add_churn_outcome(session: Session, outcome: ChurnOutcome) -> None:
 
 
 # Metrics and topics
-
-
-def scored_feedback(
-    session: Session, column: str, start: datetime | None, end: datetime | None
-) -> list[tuple[Feedback, Customer]]:
-    """Feedback carrying a value in ``column`` (nps, csat, ces), with its customer."""
-    query = select(Feedback, Customer).join(Customer, Customer.id == Feedback.customer_id)
-    query = query.where(getattr(Feedback, column).is_not(None))
-    return list(session.execute(_period(query, Feedback.created_at, start, end)).tuples())
 
 
 def tickets(
@@ -441,6 +432,36 @@ def get_api_key(session: Session, key_id: int) -> ApiKey | None:
     return session.get(ApiKey, key_id)
 
 
+# Rate limits shared by every process
+
+
+def take_tokens(connection, bucket: str, *, rate: float, burst: float, take: float, need: float,
+                now: float) -> tuple[bool, float]:
+    """Refill the token bucket to ``now`` (``rate`` per second, at most ``burst``); when it holds at
+    least ``need``, take ``take`` (never below 0). Whether it held enough, and what is left: one
+    atomic upsert, so processes sharing the database spend one budget."""
+    table = RateLimitBucket.__table__
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    fresh_granted = burst >= need
+    fresh = max(0.0, burst - take) if fresh_granted else burst
+    statement = insert(table).values(bucket=bucket, tokens=fresh, updated_at=now, granted=fresh_granted,
+                                     full_at=now + (burst - fresh) / rate)
+    grown = table.c.tokens + (now - table.c.updated_at) * rate
+    refill = case((grown > burst, burst), else_=grown)
+    granted = refill >= need
+    left = case((granted, case((refill - take < 0, 0.0), else_=refill - take)), else_=refill)
+    statement = statement.on_conflict_do_update(index_elements=[table.c.bucket], set_={
+        "tokens": left, "updated_at": now, "full_at": now + (burst - left) / rate, "granted": granted,
+    }).returning(table.c.granted, table.c.tokens)
+    ok, tokens = connection.execute(statement).one()
+    return bool(ok), float(tokens)
+
+
+def prune_full_buckets(connection, now: float) -> None:
+    """Buckets full again hold nothing a fresh one would not."""
+    connection.execute(delete(RateLimitBucket).where(RateLimitBucket.full_at < now))
+
+
 # Model training runs
 
 
@@ -484,36 +505,6 @@ def update_claimed_model_run(session: Session, run_id: int, worker: str, **value
 def list_model_runs(session: Session, limit: int, offset: int) -> tuple[list[ModelRun], int]:
     """Latest first."""
     total = session.scalar(select(func.count()).select_from(ModelRun))
-# Rate limits shared by every process
-
-
-def take_tokens(connection, bucket: str, *, rate: float, burst: float, take: float, need: float,
-                now: float) -> tuple[bool, float]:
-    """Refill the token bucket to ``now`` (``rate`` per second, at most ``burst``); when it holds at
-    least ``need``, take ``take`` (never below 0). Whether it held enough, and what is left: one
-    atomic upsert, so processes sharing the database spend one budget."""
-    table = RateLimitBucket.__table__
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    fresh_granted = burst >= need
-    fresh = max(0.0, burst - take) if fresh_granted else burst
-    statement = insert(table).values(bucket=bucket, tokens=fresh, updated_at=now, granted=fresh_granted,
-                                     full_at=now + (burst - fresh) / rate)
-    grown = table.c.tokens + (now - table.c.updated_at) * rate
-    refill = case((grown > burst, burst), else_=grown)
-    granted = refill >= need
-    left = case((granted, case((refill - take < 0, 0.0), else_=refill - take)), else_=refill)
-    statement = statement.on_conflict_do_update(index_elements=[table.c.bucket], set_={
-        "tokens": left, "updated_at": now, "full_at": now + (burst - left) / rate, "granted": granted,
-    }).returning(table.c.granted, table.c.tokens)
-    ok, tokens = connection.execute(statement).one()
-    return bool(ok), float(tokens)
-
-
-def prune_full_buckets(connection, now: float) -> None:
-    """Buckets full again hold nothing a fresh one would not."""
-    connection.execute(delete(RateLimitBucket).where(RateLimitBucket.full_at < now))
-
-
     rows = session.scalars(select(ModelRun).order_by(ModelRun.id.desc()).limit(limit).offset(offset))
     return list(rows), int(total or 0)
 

@@ -8,11 +8,10 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy.orm import Session
 
-from api.db import queries
+from api.db import aggregates, queries
 from api.db.models import Feedback
 from api.schemas.metrics import OTHER
 from api.services import metrics
-from api.services.topics import NO_TOPIC
 
 SENTIMENTS = ("negative", "neutral", "positive")
 VERBATIMS_SHOWN = 100
@@ -97,21 +96,16 @@ def metric_verbatims(session: Session, metric: str, period: str, key: str, by: s
     min_customers)``: the same rows, so their number is the bar's n. The merged ``(other)`` group
     holds the period's answers whose segment is not shown on its own."""
     low, high = _within(period_bounds(key, period), start, end)
-    rows = [(f, c) for f, c in queries.scored_feedback(session, metric, low, high)
-            if metrics.period_key(f.created_at, period) == key]
-    if by is not None:
-        if segment == OTHER:
-            shown = {g.segment for g in metrics.compute(session, metric, period, by, low, high, min_customers).groups
-                     if g.period == key and g.segment != OTHER}
-            rows = [(f, c) for f, c in rows if _segment_of(by, f, c) not in shown]
-        else:
-            rows = [(f, c) for f, c in rows if _segment_of(by, f, c) == segment]
-    ordered = sorted((f for f, _ in rows), key=lambda f: (f.created_at, f.id), reverse=True)
-    return Verbatims(len(ordered), ordered[:VERBATIMS_SHOWN])
-
-
-def _segment_of(by: str, feedback: Feedback, customer) -> str | None:
-    return metrics._segment(by, feedback.channel, feedback.survey, feedback.segments, customer.attributes)
+    segments, exclude = None, False
+    if by is not None and segment == OTHER:
+        segments = {g.segment for g in metrics.compute(session, metric, period, by, low, high, min_customers).groups
+                    if g.period == key and g.segment != OTHER}
+        exclude = True
+    elif by is not None:
+        segments = [segment]
+    rows, total = aggregates.metric_feedback(session, metric, period, key, by, low, high, VERBATIMS_SHOWN,
+                                             segments=segments, exclude=exclude)
+    return Verbatims(total, rows)
 
 
 def topic_period_bounds(key: str, period: str) -> tuple[datetime, datetime]:
@@ -123,17 +117,11 @@ def topic_period_bounds(key: str, period: str) -> tuple[datetime, datetime]:
 
 
 def topic_verbatims(session: Session, topic_id: int, period: str, key: str) -> Verbatims:
-    """The analysed feedback of one topic-trends period whose top topic is ``topic_id`` (as
-    ``topics.topic_frame`` counts it)."""
+    """The analysed feedback of one topic-trends period whose top topic is ``topic_id`` (the rows the
+    trend counts), newest first."""
     low, high = topic_period_bounds(key, period)
-    found = []
-    for row in queries.analysed_feedback(session, low, high):
-        topics = row.analysis.get("topics") or []
-        top = max(topics, key=lambda t: t["probability"])["id"] if topics else NO_TOPIC
-        if top == topic_id:
-            found.append(row)
-    found.sort(key=lambda f: (f.created_at, f.id), reverse=True)
-    return Verbatims(len(found), found[:VERBATIMS_SHOWN])
+    rows, total = aggregates.topic_feedback(session, topic_id, low, high, VERBATIMS_SHOWN)
+    return Verbatims(total, rows)
 
 
 def sentiment_verbatims(session: Session, by: str, group: str, sentiment: str | None,
