@@ -26,6 +26,7 @@ from api.app import create_app
 from api.auth import create_api_key
 from api.db.models import Case, CaseEvent, Customer, Feedback, RiskScore
 from api.runtime import Models
+from api.services.analysis import aggregated_columns
 from api.settings import Settings
 from api.tables import read_table
 from churn.model import ChurnModel
@@ -68,7 +69,7 @@ def fill(app, n_customers: int, n_feedback: int, texts: list[tuple[str, dict]]) 
                          "nps": rng.randrange(11) if survey else None, "csat": 1 + rng.randrange(5) if survey else None,
                          "ces": 1 + rng.randrange(7) if survey else None, "redactions": {}, "status": "analysed",
                          "attempts": 1, "analysis": analysis, "model_versions": {"heads": "sentiment,topics"},
-                         "received_at": END, "analysed_at": END})
+                         "received_at": END, "analysed_at": END, **aggregated_columns(analysis)})
             if len(rows) == 10_000:
                 conn.execute(insert(Feedback), rows)
                 rows = []
