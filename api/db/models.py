@@ -82,7 +82,6 @@ class Customer(Base):
 
 class Feedback(Base):
     __tablename__ = "feedback"
-
     __table_args__ = (
         # Covering indexes: dashboards aggregate scores and topics from the index alone (PostgreSQL
         # index-only scans), not from the wide rows; the pending index is the analysis work queue.
@@ -92,6 +91,7 @@ class Feedback(Base):
         Index("ix_feedback_pending", "id", sqlite_where=text("status = 'pending'"),
               postgresql_where=text("status = 'pending'")),
     )
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(200), unique=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
@@ -112,13 +112,13 @@ class Feedback(Base):
     model_versions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     analysed_at: Mapped[datetime | None] = mapped_column()
-
     leased_until: Mapped[datetime | None] = mapped_column()
     """A pending row is not claimed for analysis before this: a worker's lease, or a failed attempt's wait."""
     sentiment_score: Mapped[float | None] = mapped_column(Float)
     topic_id: Mapped[int | None] = mapped_column(Integer)
     """The analysis' top topic (-1: none), null while not analysed: trends group by it in the database."""
     topic_label: Mapped[str | None] = mapped_column(String(200))
+
     ticket: Mapped[Ticket | None] = relationship(back_populates="feedback", uselist=False)
 
 
