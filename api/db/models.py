@@ -83,10 +83,11 @@ class Customer(Base):
 class Feedback(Base):
     __tablename__ = "feedback"
     __table_args__ = (
-        # Covering indexes: dashboards aggregate scores and topics from the index alone (PostgreSQL
-        # index-only scans), not from the wide rows; the pending index is the analysis work queue.
+        # Covering indexes: dashboards aggregate scores, topics and sentiment from the index alone
+        # (PostgreSQL index-only scans), not from the wide rows; the pending index is the analysis work queue.
         Index("ix_feedback_scores", "created_at", "nps", "csat", "ces", "customer_id", "channel"),
-        Index("ix_feedback_topics", "created_at", "topic_id", "sentiment_score", "topic_label",
+        Index("ix_feedback_analysed", "created_at", "topic_id", "sentiment_score", "topic_label", "channel",
+              "language", "sentiment_label",
               sqlite_where=text("topic_id IS NOT NULL"), postgresql_where=text("topic_id IS NOT NULL")),
         Index("ix_feedback_pending", "id", sqlite_where=text("status = 'pending'"),
               postgresql_where=text("status = 'pending'")),
@@ -118,6 +119,10 @@ class Feedback(Base):
     topic_id: Mapped[int | None] = mapped_column(Integer)
     """The analysis' top topic (-1: none), null while not analysed: trends group by it in the database."""
     topic_label: Mapped[str | None] = mapped_column(String(200))
+    sentiment_label: Mapped[str | None] = mapped_column(String(20))
+    language: Mapped[str | None] = mapped_column(String(20))
+    """The analysis' sentiment label and language, null while not analysed: sentiment by channel or
+    language is counted from these."""
 
     ticket: Mapped[Ticket | None] = relationship(back_populates="feedback", uselist=False)
 

@@ -94,14 +94,16 @@ def _record(row: Feedback, result: Analysis | None, error: str | None, versions:
 
 def aggregated_columns(analysis: dict | None) -> dict[str, object]:
     """What the dashboards aggregate in the database, kept beside the stored analysis: its most
-    probable topic (-1 and "no topic" when it has none) and sentiment score."""
+    probable topic (-1 and "no topic" when it has none), sentiment score and label, and language."""
     if analysis is None:
-        return {"topic_id": None, "topic_label": None, "sentiment_score": None}
+        return {"topic_id": None, "topic_label": None, "sentiment_score": None, "sentiment_label": None,
+                "language": None}
     topics = analysis.get("topics") or []
     top = max(topics, key=lambda t: t["probability"]) if topics else {"id": -1, "label": "no topic"}
     sentiment = analysis.get("sentiment")
     return {"topic_id": top["id"], "topic_label": top["label"],
-            "sentiment_score": sentiment["score"] if sentiment else None}
+            "sentiment_score": sentiment["score"] if sentiment else None,
+            "sentiment_label": sentiment["label"] if sentiment else None, "language": analysis.get("language")}
 
 
 def retry_pending(

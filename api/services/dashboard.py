@@ -3,6 +3,7 @@ and drill-downs from a bar or a topic to the stored (redacted) verbatims behind 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
@@ -72,22 +73,25 @@ def _within(bounds: tuple[datetime | None, datetime | None], start: datetime | N
     return low, high
 
 
-def sentiment_by(session: Session, by: str, start: datetime | None, end: datetime | None) -> list[SentimentGroup]:
-    """Analysed feedback per channel or language: counts per sentiment label and the mean score."""
-    groups: dict[str, SentimentGroup] = {}
-    weighted: dict[str, float] = {}
-    for group, label, count, mean in queries.sentiment_counts(session, by, start, end):
-        name = group or "unknown"
-        found = groups.setdefault(name, SentimentGroup(name, 0))
-        found.n += count
-        if label is not None:
-            found.counts[label] = found.counts.get(label, 0) + count
-        if mean is not None:
-            weighted[name] = weighted.get(name, 0.0) + float(mean) * count
-    for name, found in groups.items():
-        scored = sum(found.counts.values())
-        found.mean_score = round(weighted[name] / scored, 4) if name in weighted and scored else None
-    return sorted(groups.values(), key=lambda g: (-g.n, g.group))
+def sentiment_by(session: Session, start: datetime | None,
+                 end: datetime | None) -> dict[str, list[SentimentGroup]]:
+    """Analysed feedback per channel and per language (``{"channel": [...], "language": [...]}``):
+    counts per sentiment label and the mean score, largest group first."""
+    groups: dict[str, dict[str, SentimentGroup]] = {"channel": {}, "language": {}}
+    weighted: dict[tuple[str, str], float] = defaultdict(float)
+    for channel, language, label, count, mean in queries.sentiment_counts(session, start, end):
+        for by, name in (("channel", channel or "unknown"), ("language", language or "unknown")):
+            found = groups[by].setdefault(name, SentimentGroup(name, 0))
+            found.n += count
+            if label is not None:
+                found.counts[label] = found.counts.get(label, 0) + count
+            if mean is not None:
+                weighted[by, name] += float(mean) * count
+    for by, named in groups.items():
+        for name, found in named.items():
+            scored = sum(found.counts.values())
+            found.mean_score = round(weighted[by, name] / scored, 4) if (by, name) in weighted and scored else None
+    return {by: sorted(named.values(), key=lambda g: (-g.n, g.group)) for by, named in groups.items()}
 
 
 def metric_verbatims(session: Session, metric: str, period: str, key: str, by: str | None, segment: str | None,

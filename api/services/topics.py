@@ -45,17 +45,27 @@ def trend_table(session: Session, period: str, start: datetime | None, end: date
     return pd.DataFrame(rows, columns=["period", "topic_id", "topic_label", "count", "share", "mean_sentiment"])
 
 
-def trends(session: Session, period: str, start, end) -> TopicTrends:
+def trends(session: Session, period: str, start: datetime | None, end: datetime | None) -> TopicTrends:
+    return trends_of(trend_table(session, period, start, end), period)
+
+
+def trends_of(table: pd.DataFrame, period: str) -> TopicTrends:
+    """The API's topic trends from a :func:`trend_table`."""
     items = [TopicTrendPoint(period=r.period, topic_id=int(r.topic_id), label=str(r.topic_label),
                              count=int(r.count), share=round(float(r.share), 4),
                              mean_sentiment=_number(r.mean_sentiment))
-             for r in trend_table(session, period, start, end).itertuples(index=False)]
+             for r in table.itertuples(index=False)]
     return TopicTrends(period=period, items=items)
 
 
 def emerging(session: Session, period: str, baseline_periods: int, min_count: int) -> EmergingTopics:
-    table = flag_emerging(trend_table(session, period, None, None), baseline_periods=baseline_periods,
-                          min_count=min_count)
+    return emerging_of(trend_table(session, period, None, None), period, baseline_periods, min_count)
+
+
+def emerging_of(history: pd.DataFrame, period: str, baseline_periods: int, min_count: int) -> EmergingTopics:
+    """Topics whose share in the latest period jumped over the ``baseline_periods`` before it, from a
+    :func:`trend_table` of the whole history."""
+    table = flag_emerging(history, baseline_periods=baseline_periods, min_count=min_count)
     items = [EmergingTopic(topic_id=int(r.topic_id), label=str(r.topic_label), period=str(r.period),
                            count=int(r.count), share=round(float(r.share), 4),
                            baseline_share=round(float(r.baseline_share), 4), jump=round(float(r.jump), 4),

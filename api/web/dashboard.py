@@ -95,11 +95,11 @@ def _figures(session: Session, settings: Settings, view: View) -> tuple[MetricPu
                                                                          EmergingTopics]:
     start, end = view.window
     result = metrics.compute(session, view.metric, view.period, view.by or None, start, end, settings.min_group_size)
-    channels = dashboard.sentiment_by(session, "channel", start, end)
-    languages = dashboard.sentiment_by(session, "language", start, end)
-    trends = topics.trends(session, view.topic_period, start, end)
-    emerging = topics.emerging(session, view.topic_period, 3, 5)
-    return result, channels, languages, trends, emerging
+    sentiment = dashboard.sentiment_by(session, start, end)
+    history = topics.trend_table(session, view.topic_period, None, None)  # emerging compares the latest periods
+    window = history if start is None and end is None else topics.trend_table(session, view.topic_period, start, end)
+    return (result, sentiment["channel"], sentiment["language"], topics.trends_of(window, view.topic_period),
+            topics.emerging_of(history, view.topic_period, 3, 5))
 
 
 def _topic_table(trends: TopicTrends) -> tuple[list[str], list[tuple[int, str, dict]]]:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from api.db.engine import make_engine, make_sessionmaker, migrate
 from api.db.models import Customer, Feedback, Ticket
 from api.schemas.metrics import OTHER
-from api.services import metrics, topics
+from api.services import dashboard, metrics, topics
 from api.services.analysis import aggregated_columns
 from nlp.topics.trends import emerging_topics, topic_trends
 
@@ -35,8 +35,9 @@ def _segment_value(rng: random.Random):
 def _analysis(rng: random.Random) -> dict:
     topic_list = [{"id": t, "label": LABELS[t], "probability": round(rng.random(), 4)}
                   for t in rng.sample(sorted(LABELS), rng.randint(0, 2))]
-    sentiment = None if rng.random() < 0.1 else {"label": "neutral", "score": round(rng.uniform(-1, 1), 4)}
-    return {"language": "en", "sentiment": sentiment, "topics": topic_list}
+    sentiment = None if rng.random() < 0.1 else {"label": rng.choice(["negative", "neutral", "positive"]),
+                                                  "score": round(rng.uniform(-1, 1), 4)}
+    return {"language": rng.choice(["en", "sv", "pl", None]), "sentiment": sentiment, "topics": topic_list}
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +256,27 @@ def test_topic_counts_in_sql_equal_the_reference(random_db):
         expected = frame.groupby("topic_id").agg(count=("topic_id", "size"), mean=("sentiment_score", "mean"))
         assert {t.topic_id: (t.count, t.mean_sentiment) for t in found.items} == \
             {t: (int(r["count"]), pytest.approx(_mean(r["mean"]), abs=1.5e-4)) for t, r in expected.iterrows()}
+
+
+@pytest.mark.parametrize("by", ["channel", "language"])
+def test_sentiment_by_channel_and_language_equals_the_stored_analyses(random_db, by):
+    start, end = datetime(2025, 2, 1, tzinfo=timezone.utc), datetime(2025, 8, 1, tzinfo=timezone.utc)
+    with random_db() as session:
+        rows = session.scalars(select(Feedback).where(Feedback.status == "analysed", Feedback.analysis.is_not(None),
+                                                      Feedback.created_at >= start, Feedback.created_at < end)).all()
+        expected: dict[str, dict] = defaultdict(lambda: {"n": 0, "counts": defaultdict(int), "scores": []})
+        for row in rows:
+            group = expected[(row.channel if by == "channel" else row.analysis["language"]) or "unknown"]
+            group["n"] += 1
+            if row.analysis["sentiment"]:
+                group["counts"][row.analysis["sentiment"]["label"]] += 1
+                group["scores"].append(row.analysis["sentiment"]["score"])
+        found = dashboard.sentiment_by(session, start, end)[by]
+    assert len(expected) >= 3
+    assert {g.group: (g.n, g.counts) for g in found} == {k: (v["n"], dict(v["counts"])) for k, v in expected.items()}
+    assert {g.group: g.mean_score for g in found} == {
+        k: pytest.approx(sum(v["scores"]) / len(v["scores"]), abs=1.5e-4) if v["scores"] else None
+        for k, v in expected.items()}
 
 
 def test_segment_values_are_shown_redacted(api):
