@@ -89,13 +89,14 @@ class Feedback(Base):
         Index("ix_feedback_analysed", "created_at", "topic_id", "sentiment_score", "topic_label", "channel",
               "language", "sentiment_label",
               sqlite_where=text("topic_id IS NOT NULL"), postgresql_where=text("topic_id IS NOT NULL")),
+        Index("ix_feedback_customer_time", "customer_id", "created_at", "id"),
         Index("ix_feedback_pending", "id", sqlite_where=text("status = 'pending'"),
               postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(200), unique=True)
-    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
     kind: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(index=True)

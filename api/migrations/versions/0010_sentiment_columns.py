@@ -1,7 +1,9 @@
 """Each analysis' sentiment label and language in columns of their own (filled from the stored
 analyses), and one covering index over every aggregated column of analysed rows (it replaces
 ix_feedback_topics): the dashboard's sentiment by channel and by language no longer parses every
-stored analysis, and one index serves topics and sentiment alike.
+stored analysis, and one index serves topics and sentiment alike. A customer's feedback is indexed
+by time (replacing the customer-only index): the queue sorted by latest feedback and a customer's
+timeline read the index, not the rows.
 
 Revision ID: 0010
 Revises: 0009
@@ -37,10 +39,14 @@ def upgrade() -> None:
         batch_op.drop_index('ix_feedback_topics', sqlite_where=sa.text(HAS_TOPIC), postgresql_where=sa.text(HAS_TOPIC))
         batch_op.create_index('ix_feedback_analysed', ANALYSED, sqlite_where=sa.text(HAS_TOPIC),
                               postgresql_where=sa.text(HAS_TOPIC))
+        batch_op.drop_index('ix_feedback_customer_id')
+        batch_op.create_index('ix_feedback_customer_time', ['customer_id', 'created_at', 'id'])
 
 
 def downgrade() -> None:
     with op.batch_alter_table('feedback', schema=None) as batch_op:
+        batch_op.drop_index('ix_feedback_customer_time')
+        batch_op.create_index('ix_feedback_customer_id', ['customer_id'])
         batch_op.drop_index('ix_feedback_analysed', sqlite_where=sa.text(HAS_TOPIC),
                             postgresql_where=sa.text(HAS_TOPIC))
         batch_op.create_index('ix_feedback_topics', ['created_at', 'topic_id', 'sentiment_score', 'topic_label'],
