@@ -2,8 +2,9 @@
 
 Rows are bulk-inserted with stored analyses (the real analyzer's results for the bundled demo texts,
 plus a topic each), risk scores for every customer and a case for the riskiest 500, so no model runs
-per row. Each page is requested ``--requests`` times through ``TestClient`` (in process: server time
-plus the in-process transport); median and p95 in ms. Run: ``.venv/bin/python -m benchmarks.web_pages``.
+per row. Each page is requested once cold, then ``--requests`` times through ``TestClient`` (in
+process: server time plus the in-process transport): the first time, median and p95 in ms. Run:
+``.venv/bin/python -m benchmarks.web_pages``.
 Ends with one JSON line.
 """
 
