@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -49,7 +50,17 @@ def load_models(settings: Settings, churn_dir: Path | None = None) -> Models:
     from api.components import build_analyzer
 
     churn_model = ChurnModel.load(churn_dir or settings.churn_model)
-    return Models(analyzer=build_analyzer(settings), churn_model=churn_model)
+    return Models(analyzer=build_analyzer(serving(settings)), churn_model=churn_model)
+
+
+def serving(settings: Settings) -> Settings:
+    """An API process runs up to ``analyze_concurrency`` model calls side by side: unless
+    ``torch_threads`` is set, each gets its share of the cores, so one key's long texts cannot
+    oversubscribe the cores another key's call needs (measured in benchmarks/faults.py)."""
+    if settings.torch_threads is not None:
+        return settings
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return settings.model_copy(update={"torch_threads": max(1, cores // settings.analyze_concurrency)})
 
 
 def _churn_dir(settings: Settings, sessions: sessionmaker) -> Path | None:
