@@ -30,6 +30,8 @@ def navigate(browser, element) -> None:
     page = browser.find_element(By.TAG_NAME, "html")
     element() if callable(element) else element.click()
     WebDriverWait(browser, 10).until(expected_conditions.staleness_of(page))
+    # The next page has replaced this one; wait until it is whole before anything looks into it.
+    WebDriverWait(browser, 10).until(lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 def sign_in(browser, live_app, key: str) -> None:
