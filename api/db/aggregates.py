@@ -58,13 +58,34 @@ def period_key(column, period: str, dialect: str):
     return func.strftime(literal_column(f"'{fmt}'"), column)
 
 
-def period_start(column, period: str, dialect: str):
-    """The first moment of a day, ISO week (Monday) or month, written as pandas writes it: 2025-05-05 00:00:00."""
+def period_bucket(column, period: str, dialect: str):
+    """What rows are grouped by for ``period``: on PostgreSQL the period's first moment (``date_trunc``
+    is cheap per row; :func:`period_label` writes the key once per group), on SQLite the key itself."""
+    if dialect == "postgresql" and period != "all":
+        return func.date_trunc(literal_column(f"'{period}'"), func.timezone("UTC", column))
+    return period_key(column, period, dialect)
+
+
+def period_label(bucket, period: str, dialect: str):
+    """The key ``metrics.period_key`` writes, of a :func:`period_bucket`."""
+    if dialect == "postgresql" and period != "all":
+        return func.to_char(bucket, literal_column(f"'{_PG_PERIOD[period]}'"))
+    return bucket
+
+
+def start_bucket(column, period: str, dialect: str):
+    """What rows are grouped by for topic trends: the first moment of their day, ISO week (Monday) or
+    month; written by :func:`start_label` as pandas writes it (2025-05-05 00:00:00)."""
     if dialect == "postgresql":
-        start = func.date_trunc(literal_column(f"'{_PG_TRUNC[period]}'"), func.timezone("UTC", column))
-        return func.to_char(start, literal_column("'YYYY-MM-DD \"00:00:00\"'"))
+        return func.date_trunc(literal_column(f"'{_PG_TRUNC[period]}'"), func.timezone("UTC", column))
     modifiers = {"day": [], "week": ["'-6 days'", "'weekday 1'"], "month": ["'start of month'"]}[period]
     return func.date(column, *(literal_column(m) for m in modifiers)).op("||")(literal_column("' 00:00:00'"))
+
+
+def start_label(bucket, dialect: str):
+    if dialect == "postgresql":
+        return func.to_char(bucket, literal_column("'YYYY-MM-DD \"00:00:00\"'"))
+    return bucket
 
 
 def json_text(column, key: str, dialect: str):
@@ -89,8 +110,8 @@ def _hours(later, earlier, dialect: str):
 
 def _observations(session: Session, metric: str, period: str, by: str | None,
                   start: datetime | None, end: datetime | None):
-    """One row per observation of ``metric`` in the window: period, segment, customer, value, raw score,
-    and the feedback row it came from."""
+    """One row per observation of ``metric`` in the window: period (a :func:`period_bucket`), segment,
+    customer, value, raw score, and the feedback row it came from."""
     dialect = _dialect(session)
     if metric in ("nps", "csat", "ces"):
         score = getattr(Feedback, metric)
@@ -125,7 +146,7 @@ def _observations(session: Session, metric: str, period: str, by: str | None,
         query = query.where(moment >= start)
     if end is not None:
         query = query.where(moment < end)
-    return query.add_columns(period_key(moment, period, dialect).label("period"), segment.label("segment"),
+    return query.add_columns(period_bucket(moment, period, dialect).label("period"), segment.label("segment"),
                              customer.label("customer"), cast(value, Float).label("value"),
                              score.label("score"), feedback.label("feedback_id")).subquery("observations")
 
@@ -135,7 +156,8 @@ def metric_sums(session: Session, metric: str, period: str, by: str | None,
     """Per period (and ``by`` segment): count, sum, sum of squares, NPS bands; distinct customers when grouped."""
     rows = _observations(session, metric, period, by, start, end)
     customers = func.count(rows.c.customer.distinct()) if by is not None else literal_column('0')
-    query = (select(rows.c.period, rows.c.segment, func.count(), func.sum(rows.c.value),
+    query = (select(period_label(rows.c.period, period, _dialect(session)), rows.c.segment, func.count(),
+                    func.sum(rows.c.value),
                     func.sum(rows.c.value * rows.c.value), func.sum(case((rows.c.score >= 9, 1), else_=0)),
                     func.sum(case((and_(rows.c.score >= 7, rows.c.score <= 8), 1), else_=0)),
                     func.sum(case((rows.c.score <= 6, 1), else_=0)), customers)
@@ -151,7 +173,7 @@ def metric_feedback(session: Session, metric: str, period: str, key: str, by: st
     """The feedback rows behind period ``key`` of :func:`metric_sums` whose segment is in ``segments``
     (not in them: ``exclude``; None: every segment): the newest ``limit``, and how many there are."""
     rows = _observations(session, metric, period, by, start, end)
-    ids = select(rows.c.feedback_id).where(rows.c.period == key)
+    ids = select(rows.c.feedback_id).where(period_label(rows.c.period, period, _dialect(session)) == key)
     if segments is not None:
         ids = ids.where(rows.c.segment.not_in(segments) if exclude else rows.c.segment.in_(segments))
     total = session.scalar(select(func.count()).select_from(ids.subquery()))
@@ -167,7 +189,7 @@ def small_segment_customers(session: Session, metric: str, period: str, by: str,
     base = select(rows).cte("observed")
     cells = (select(base.c.period, base.c.segment).group_by(base.c.period, base.c.segment)
              .having(func.count(base.c.customer.distinct()) < min_customers).subquery("small"))
-    query = (select(base.c.period, func.count(base.c.customer.distinct()))
+    query = (select(period_label(base.c.period, period, _dialect(session)), func.count(base.c.customer.distinct()))
              .join(cells, and_(cells.c.period == base.c.period, cells.c.segment == base.c.segment))
              .group_by(base.c.period))
     return {period: int(count) for period, count in session.execute(query)}
@@ -197,9 +219,10 @@ def topic_period_counts(session: Session, period: str, start: datetime | None,
                         end: datetime | None) -> list[tuple[str, int, str, int, float | None]]:
     """``(period start, topic_id, label, count, mean sentiment)`` of analysed feedback per period and topic
     (the label: the greatest stored under that id in the period; they differ only across a refit)."""
-    rows = _analysed(select(period_start(Feedback.created_at, period, _dialect(session)).label("period"),
+    dialect = _dialect(session)
+    rows = _analysed(select(start_bucket(Feedback.created_at, period, dialect).label("period"),
                             Feedback.topic_id, Feedback.topic_label, Feedback.sentiment_score), start, end).subquery()
-    query = (select(rows.c.period, rows.c.topic_id, func.max(rows.c.topic_label), func.count(),
+    query = (select(start_label(rows.c.period, dialect), rows.c.topic_id, func.max(rows.c.topic_label), func.count(),
                     func.avg(rows.c.sentiment_score)).group_by(rows.c.period, rows.c.topic_id))
     return [(str(p), int(t), str(label), int(n), mean) for p, t, label, n, mean in session.execute(query)]
 
