@@ -288,9 +288,11 @@ def triage_queue(
     limit: int,
     offset: int,
     sort: str = "probability",
+    after: tuple[float, str] | None = None,
 ) -> tuple[list[tuple[RiskScore, Customer, Case | None]], int]:
     """Customers with their current case, ranked by risk (``sort``: "probability"), oldest case first
-    ("age") or newest feedback first ("feedback"); filters apply before paging."""
+    ("age") or newest feedback first ("feedback"); filters apply before paging. ``after`` (probability,
+    customer id) starts the ranking below that row; the total counts every row the filters match."""
     newest = (
         select(Case.customer_id, func.max(Case.id).label("case_id"))
         .group_by(Case.customer_id)
@@ -325,6 +327,10 @@ def triage_queue(
     if assignee is not None:
         query = query.where(Case.assignee == assignee)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
+    if after is not None:
+        probability, customer_id = after
+        query = query.where(or_(RiskScore.probability < probability,
+                                and_(RiskScore.probability == probability, RiskScore.customer_id > customer_id)))
     order = [RiskScore.probability.desc(), RiskScore.customer_id]
     if sort == "age":
         order = [Case.opened_at.is_(None), Case.opened_at, *order]

@@ -38,9 +38,11 @@ def at_risk(
     min_probability: Annotated[float | None, Query(ge=0, le=1)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    after: Annotated[str | None, Query(max_length=300, description="next_after of the previous page")] = None,
 ) -> AtRiskPage:
     return customers.at_risk(session, tiers=tier, segments=_segments(segment), statuses=status,
-                             assignee=assignee, min_probability=min_probability, limit=limit, offset=offset)
+                             assignee=assignee, min_probability=min_probability, limit=limit, offset=offset,
+                             after=after)
 
 
 @router.get("/{customer_id}", response_model=CustomerProfile, summary="Unified profile across channels")

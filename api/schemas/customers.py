@@ -53,7 +53,10 @@ class AtRiskCustomer(BaseModel):
     latest_feedback: list[Excerpt]
 
 
-AtRiskPage = Page[AtRiskCustomer]
+class AtRiskPage(Page[AtRiskCustomer]):
+    next_after: str | None = Field(
+        None, description="Cursor of the next page: pass it as `after` (instead of an offset, which slows "
+        "down the deeper it goes); null on the last page.")
 
 
 class TicketPublic(BaseModel):

@@ -49,11 +49,16 @@ def _excerpt(row: Feedback, labels: EffectiveLabels) -> Excerpt:
 
 
 def at_risk(session: Session, *, tiers, segments, statuses, assignee, min_probability, limit, offset,
-            excerpts: int = 3, sort: str = "probability") -> AtRiskPage:
-    """One page of the queue; ``sort`` as ``queries.triage_queue``'s."""
+            excerpts: int = 3, sort: str = "probability", after: str | None = None) -> AtRiskPage:
+    """One page of the queue; ``sort`` as ``queries.triage_queue``'s. Ranked by probability, a page
+    also names the cursor of the next (``after``: the rows ranked below it, however deep)."""
+    if after is not None and (offset or sort != "probability"):
+        raise ApiError(422, "validation_error", "after= pages the queue ranked by probability; send no offset with it")
     rows, total = queries.triage_queue(session, tiers=tiers, segments=segments, statuses=statuses,
                                        assignee=assignee, min_probability=min_probability,
-                                       limit=limit, offset=offset, sort=sort)
+                                       limit=limit + 1, offset=offset, sort=sort,
+                                       after=None if after is None else _parse_rank(after))
+    more, rows = len(rows) > limit, rows[:limit]
     latest = queries.latest_texts(session, [risk.customer_id for risk, _, _ in rows], excerpts)
     labels = effective_labels(session, [f for texts in latest.values() for f in texts])
     items = [
@@ -63,7 +68,20 @@ def at_risk(session: Session, *, tiers, segments, statuses, assignee, min_probab
         )
         for risk, customer, case in rows
     ]
-    return AtRiskPage(items=items, total=total, limit=limit, offset=offset)
+    last = rows[-1][0] if rows else None
+    return AtRiskPage(items=items, total=total, limit=limit, offset=offset,
+                      next_after=f"{last.probability!r}|{last.customer_id}" if more and sort == "probability" else None)
+
+
+def _parse_rank(cursor: str) -> tuple[float, str]:
+    probability, sep, customer_id = cursor.partition("|")
+    try:
+        if not sep or not customer_id:
+            raise ValueError(cursor)
+        return float(probability), customer_id
+    except ValueError:
+        raise ApiError(422, "validation_error", f"after={cursor!r} is not a queue cursor "
+                       "(pass the next_after of the previous page)") from None
 
 
 def _entry(row: Feedback, labels: EffectiveLabels) -> TimelineEntry:

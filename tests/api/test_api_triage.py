@@ -111,6 +111,17 @@ def test_queue_filters_and_pages(api, cohort):
     first, second = (queue(api, segment=f"cohort:{tag}", limit=2, offset=k) for k in (0, 2))
     assert first["total"] == second["total"] == len(ids)
     assert [c["customer_id"] for c in first["items"] + second["items"]] == [c["customer_id"] for c in everyone[:4]]
+    walked, after = [], None
+    while True:  # the cursor walks the same ranking, two at a time
+        page = queue(api, segment=f"cohort:{tag}", limit=2, **({"after": after} if after else {}))
+        assert page["total"] == len(ids)
+        walked += [c["customer_id"] for c in page["items"]]
+        if (after := page["next_after"]) is None:
+            break
+    assert walked == [c["customer_id"] for c in everyone]
+    for params in ({"after": "0.5", "segment": f"cohort:{tag}"}, {"after": f"0.5|{ids[0]}", "offset": 2}):
+        refused = api.call("GET", "/v1/customers/at-risk", "agent", params=params)
+        assert refused.status_code == 422 and "after=" in refused.json()["error"]["message"], params
     bad = api.call("GET", "/v1/customers/at-risk", "agent", params={"segment": "nocolon"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
 
