@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -76,9 +77,10 @@ def at_risk(session: Session, *, tiers, segments, statuses, assignee, min_probab
 def _parse_rank(cursor: str) -> tuple[float, str]:
     probability, sep, customer_id = cursor.partition("|")
     try:
-        if not sep or not customer_id:
+        rank = float(probability)
+        if not sep or not customer_id or not math.isfinite(rank):
             raise ValueError(cursor)
-        return float(probability), customer_id
+        return rank, customer_id
     except ValueError:
         raise ApiError(422, "validation_error", f"after={cursor!r} is not a queue cursor "
                        "(pass the next_after of the previous page)") from None

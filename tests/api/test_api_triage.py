@@ -119,7 +119,8 @@ def test_queue_filters_and_pages(api, cohort):
         if (after := page["next_after"]) is None:
             break
     assert walked == [c["customer_id"] for c in everyone]
-    for params in ({"after": "0.5", "segment": f"cohort:{tag}"}, {"after": f"0.5|{ids[0]}", "offset": 2}):
+    for params in ({"after": "0.5", "segment": f"cohort:{tag}"}, {"after": f"nan|{ids[0]}"},
+                   {"after": f"0.5|{ids[0]}", "offset": 2}):
         refused = api.call("GET", "/v1/customers/at-risk", "agent", params=params)
         assert refused.status_code == 422 and "after=" in refused.json()["error"]["message"], params
     bad = api.call("GET", "/v1/customers/at-risk", "agent", params={"segment": "nocolon"})
