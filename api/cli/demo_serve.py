@@ -59,14 +59,17 @@ def demo_items(frame: pd.DataFrame, n_customers: int) -> list[dict]:
     return items
 
 
-def with_topics(analyzer: FeedbackAnalyzer, texts: list[str]) -> FeedbackAnalyzer:
-    """The analyzer plus a small topic model fitted on the demo's own texts (k-means: the set is small)."""
+def with_topics(analyzer: FeedbackAnalyzer, texts: list[str], display_language: str) -> FeedbackAnalyzer:
+    """The analyzer plus a small topic model fitted on the demo's own texts (k-means: the set is small),
+    labelled in ``display_language`` as ``cxm topics fit`` does."""
     from nlp.topics.config import TopicModelConfig
     from nlp.topics.model import TopicModel
     from nlp.topics.tagger import TopicTagger
 
-    config = TopicModelConfig(reduction="pca", clustering="kmeans", n_topics=8, min_topic_size=3)
-    model = TopicModel(config).fit(texts, analyzer.encoder.encode(texts), analyzer.encoder)
+    config = TopicModelConfig(reduction="pca", clustering="kmeans", n_topics=8, min_topic_size=3,
+                              display_language=display_language)
+    model = TopicModel(config).fit(texts, analyzer.encoder.encode(texts), analyzer.encoder,
+                                   languages=analyzer.language_detector.detect(texts))
     return FeedbackAnalyzer(analyzer.encoder, analyzer.language_detector, sentiment=analyzer.sentiment,
                             sentence_splitter=analyzer.sentence_splitter, reasons=analyzer.reasons,
                             topics=TopicTagger(model), signals=analyzer.signals)
@@ -96,7 +99,7 @@ def serve_demo(settings: Settings, analyzer: FeedbackAnalyzer, frame: pd.DataFra
     items = demo_items(frame, n_customers)
     typer.echo(f"\nloading the demo into {database}: {len(items)} feedback rows, fitting topics and analysing them…",
                err=True)
-    analyzer = with_topics(analyzer, sorted({i["text"] for i in items if i.get("text")}))
+    analyzer = with_topics(analyzer, sorted({i["text"] for i in items if i.get("text")}), settings.topic_display_language)
     engine = make_engine(settings.database_url, settings)
     migrate(engine)
     sessions = make_sessionmaker(engine)
