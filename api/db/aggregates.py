@@ -167,6 +167,13 @@ def metric_sums(session: Session, metric: str, period: str, by: str | None,
             in session.execute(query)]
 
 
+def _newest(session: Session, query, limit: int) -> tuple[list[Feedback], int]:
+    """The newest ``limit`` feedback rows of ``query``, and how many it selects."""
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
+    return list(rows), int(total or 0)
+
+
 def metric_feedback(session: Session, metric: str, period: str, key: str, by: str | None,
                     start: datetime | None, end: datetime | None, limit: int, *,
                     segments: Collection[str] | None = None, exclude: bool = False) -> tuple[list[Feedback], int]:
@@ -176,10 +183,7 @@ def metric_feedback(session: Session, metric: str, period: str, key: str, by: st
     ids = select(rows.c.feedback_id).where(period_label(rows.c.period, period, _dialect(session)) == key)
     if segments is not None:
         ids = ids.where(rows.c.segment.not_in(segments) if exclude else rows.c.segment.in_(segments))
-    total = session.scalar(select(func.count()).select_from(ids.subquery()))
-    found = session.scalars(select(Feedback).where(Feedback.id.in_(ids))
-                            .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
-    return list(found), int(total or 0)
+    return _newest(session, select(Feedback).where(Feedback.id.in_(ids)), limit)
 
 
 def small_segment_customers(session: Session, metric: str, period: str, by: str,
@@ -231,7 +235,31 @@ def topic_feedback(session: Session, topic_id: int, start: datetime, end: dateti
                    limit: int) -> tuple[list[Feedback], int]:
     """The newest ``limit`` analysed rows in ``[start, end)`` whose top topic is ``topic_id`` (the rows
     :func:`topic_period_counts` counts), and how many there are."""
-    query = _analysed(select(Feedback), start, end).where(Feedback.topic_id == topic_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
-    return list(rows), int(total or 0)
+    return _newest(session, _analysed(select(Feedback), start, end).where(Feedback.topic_id == topic_id), limit)
+
+
+# Sentiment
+
+
+def sentiment_counts(session: Session, start: datetime | None,
+                     end: datetime | None) -> list[tuple[str, str | None, str | None, int, float | None]]:
+    """``(channel, language, label, count, mean score)`` of analysed feedback in the window, from the
+    analysis' own columns (one pass serves both the channel and the language view)."""
+    columns = (Feedback.channel, Feedback.language, Feedback.sentiment_label)
+    query = _analysed(select(*columns, func.count(), func.avg(Feedback.sentiment_score)), start, end)
+    return [tuple(r) for r in session.execute(query.group_by(*columns))]
+
+
+def sentiment_feedback(session: Session, start: datetime | None, end: datetime | None, *, limit: int,
+                       channel: str | None = None, language: str | None = None,
+                       sentiment: str | None = None) -> tuple[list[Feedback], int]:
+    """The newest ``limit`` analysed rows with text in the window of the given channel, language and
+    sentiment label (the rows :func:`sentiment_counts` counts), and how many there are."""
+    query = _analysed(select(Feedback), start, end).where(Feedback.text.is_not(None))
+    if channel is not None:
+        query = query.where(Feedback.channel == channel)
+    if language is not None:
+        query = query.where(Feedback.language == language)
+    if sentiment is not None:
+        query = query.where(Feedback.sentiment_label == sentiment)
+    return _newest(session, query, limit)

@@ -230,34 +230,6 @@ def analysed_feedback(session: Session, start: datetime | None, end: datetime | 
     return list(session.scalars(_period(query, Feedback.created_at, start, end)))
 
 
-def sentiment_counts(session: Session, start: datetime | None,
-                     end: datetime | None) -> list[tuple[str, str | None, str | None, int, float | None]]:
-    """``(channel, language, label, count, mean score)`` of analysed feedback in the window: counted in
-    the database from the analysis' own columns (one pass serves both the channel and language views)."""
-    columns = (Feedback.channel, Feedback.language, Feedback.sentiment_label)
-    query = (select(*columns, func.count(), func.avg(Feedback.sentiment_score))
-             .where(Feedback.topic_id.is_not(None)).group_by(*columns))
-    return [tuple(r) for r in session.execute(_period(query, Feedback.created_at, start, end))]
-
-
-def feedback_where(session: Session, start: datetime | None, end: datetime | None, *, limit: int,
-                   channel: str | None = None, language: str | None = None,
-                   sentiment: str | None = None) -> tuple[list[Feedback], int]:
-    """Newest analysed feedback with text in the window matching the given channel, language and
-    sentiment label (at most ``limit``), and how many match."""
-    query = select(Feedback).where(Feedback.topic_id.is_not(None), Feedback.text.is_not(None))
-    if channel is not None:
-        query = query.where(Feedback.channel == channel)
-    if language is not None:
-        query = query.where(Feedback.language == language)
-    if sentiment is not None:
-        query = query.where(Feedback.sentiment_label == sentiment)
-    query = _period(query, Feedback.created_at, start, end)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
-    return list(rows), int(total or 0)
-
-
 def _period(query, column, start: datetime | None, end: datetime | None):
     if start is not None:
         query = query.where(column >= start)

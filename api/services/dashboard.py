@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy.orm import Session
 
-from api.db import aggregates, queries
+from api.db import aggregates
 from api.db.models import Feedback
 from api.schemas.metrics import OTHER
 from api.services import metrics
@@ -79,7 +79,7 @@ def sentiment_by(session: Session, start: datetime | None,
     counts per sentiment label and the mean score, largest group first."""
     groups: dict[str, dict[str, SentimentGroup]] = {"channel": {}, "language": {}}
     weighted: dict[tuple[str, str], float] = defaultdict(float)
-    for channel, language, label, count, mean in queries.sentiment_counts(session, start, end):
+    for channel, language, label, count, mean in aggregates.sentiment_counts(session, start, end):
         for by, name in (("channel", channel or "unknown"), ("language", language or "unknown")):
             found = groups[by].setdefault(name, SentimentGroup(name, 0))
             found.n += count
@@ -132,5 +132,6 @@ def sentiment_verbatims(session: Session, by: str, group: str, sentiment: str | 
                         start: datetime | None, end: datetime | None) -> Verbatims:
     """Analysed feedback with text of one channel or language (and sentiment label), newest first."""
     where = {"channel": group} if by == "channel" else {"language": group}
-    rows, total = queries.feedback_where(session, start, end, limit=VERBATIMS_SHOWN, sentiment=sentiment, **where)
+    rows, total = aggregates.sentiment_feedback(session, start, end, limit=VERBATIMS_SHOWN, sentiment=sentiment,
+                                                **where)
     return Verbatims(total, rows)
