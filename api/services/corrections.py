@@ -34,9 +34,15 @@ from nlp.reason_taxonomy import load_taxonomy
 
 
 @lru_cache(maxsize=8)
+def reason_choices(taxonomy: Path | None) -> tuple[tuple[str, str], ...]:
+    """The reasons a correction may name, as (id, English label): the service's taxonomy, read once
+    per process like the models."""
+    return tuple((r.id, r.label.get("en", r.id)) for r in load_taxonomy(taxonomy).reasons)
+
+
 def known_reasons(taxonomy: Path | None) -> frozenset[str]:
-    """The reason ids a correction may name: the service's taxonomy (read once per process, like the models)."""
-    return frozenset(load_taxonomy(taxonomy).ids)
+    """The reason ids a correction may name."""
+    return frozenset(reason_id for reason_id, _ in reason_choices(taxonomy))
 
 
 def model_values(row: Feedback) -> dict[str, Any]:

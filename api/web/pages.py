@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, quote
@@ -24,7 +23,6 @@ from api.schemas.corrections import CorrectionIn, EffectiveLabels
 from api.services import cases, corrections, customers
 from api.web import charts
 from api.web.session import SessionData, SessionSigner, new_session
-from nlp.reason_taxonomy import load_taxonomy
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -209,12 +207,6 @@ def assign_to_me(session: SessionDep, runtime: RuntimeDep, user: AgentUser, form
     return RedirectResponse(_local(form.get("back"), "/app/queue"), 303)
 
 
-@lru_cache(maxsize=8)
-def _reason_choices(taxonomy: Path | None) -> tuple[tuple[str, str], ...]:
-    """The taxonomy's reasons as (id, English label) for the correction form."""
-    return tuple((r.id, r.label.get("en", r.id)) for r in load_taxonomy(taxonomy).reasons)
-
-
 def _customer_page(request: Request, session: Session, runtime: Runtime, user: WebUser, customer_id: str,
                    before: str | None = None, status: int = 200, **context) -> Response:
     try:
@@ -226,7 +218,7 @@ def _customer_page(request: Request, session: Session, runtime: Runtime, user: W
                   moves=cases.TRANSITIONS[case.status] if case else (),
                   charts={name: charts.score_history(profile.scores, name, *scale)
                           for name, scale in SCORE_SCALES.items()}, before=before,
-                  reason_choices=_reason_choices(runtime.settings.reason_taxonomy), **context)
+                  reason_choices=corrections.reason_choices(runtime.settings.reason_taxonomy), **context)
 
 
 @router.get("/customers/{customer_id}")
