@@ -31,6 +31,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.db.engine import make_engine, migrate  # noqa: E402
+from api.services.analysis import aggregated_columns  # noqa: E402
 from benchmarks.faults import OPEN_LIMITS, _keys  # noqa: E402
 from tests.api_process import CXM, ApiProcess  # noqa: E402
 from tests.throwaway_postgres import ThrowawayPostgres  # noqa: E402
@@ -47,12 +48,14 @@ ENDPOINTS = {
     "at_risk_page": "/v1/customers/at-risk?limit=50",
     "at_risk_high_open": "/v1/customers/at-risk?tier=high&status=none&limit=50",
 }
+AGGREGATED = ("sentiment_score", "topic_id", "topic_label", "sentiment_label", "language")
 TEXTS = ["The invoice was wrong again and nobody answers the phone.", "Fast delivery, friendly staff, thanks!",
          "The app crashes every time I open my bills.", "Too expensive since the price increase; I will switch.",
          "Support took a week to reply to a simple question."]
 
 
-def _analysis(rng: random.Random, topic: int) -> tuple[str, float, str]:
+def _analysis(rng: random.Random, topic: int) -> tuple[str, tuple]:
+    """A stored analysis as JSON, and the aggregated columns ingestion keeps beside it (in COPY order)."""
     score = round(rng.uniform(-1, 1), 4)
     label = "negative" if score < -0.3 else "positive" if score > 0.3 else "neutral"
     analysis = {"language": "en", "sentiment": {"label": label, "score": score, "probabilities": {
@@ -62,7 +65,7 @@ def _analysis(rng: random.Random, topic: int) -> tuple[str, float, str]:
         "topics": [{"id": topic, "label": TOPICS[topic], "probability": 0.62}],
         "signals": {"churn_intent": False, "churn_intent_score": 0.12, "competitors": [], "effort": False,
                     "urgency": False}}
-    return json.dumps(analysis), score, label
+    return json.dumps(analysis), tuple(aggregated_columns(analysis)[c] for c in AGGREGATED)
 
 
 def load(url: str, rows: int, seed: int = 20) -> float:
@@ -81,11 +84,11 @@ def load(url: str, rows: int, seed: int = 20) -> float:
                 copy.write_row((f"c{c}", json.dumps(attrs), "2024-01-01T00:00:00+00", False, 0))
         columns = ("external_id, customer_id, kind, channel, created_at, text, segments, survey, nps, csat, ces, "
                    "redactions, status, attempts, analysis, model_versions, received_at, analysed_at, "
-                   "sentiment_score, topic_id, topic_label, sentiment_label, language")
+                   + ", ".join(AGGREGATED))
         with cur.copy(f"COPY feedback ({columns}) FROM STDIN") as copy:
             for k in range(rows):
                 at = (END - timedelta(seconds=rng.randrange(span))).isoformat()
-                (analysis, score, label), topic = variants[rng.randrange(len(variants))]
+                (analysis, aggregated), topic = variants[rng.randrange(len(variants))]
                 survey = rng.random() < 0.6
                 copy.write_row((
                     f"f{k}", f"c{rng.randrange(customers)}", "survey" if survey else "social",
@@ -95,7 +98,7 @@ def load(url: str, rows: int, seed: int = 20) -> float:
                     if survey else None,
                     rng.randrange(11) if survey else None, rng.randint(1, 5) if survey else None,
                     rng.randint(1, 7) if survey and rng.random() < 0.5 else None, "{}", "analysed", 1, analysis,
-                    '{"cxm": "bench"}', at, at, score, topic, TOPICS[topic], label, "en"))
+                    '{"cxm": "bench"}', at, at, *aggregated))
         with cur.copy("COPY risk_scores (customer_id, probability, tier, reasons, model_version, computed_at) "
                       "FROM STDIN") as copy:
             for c in range(customers):
