@@ -15,7 +15,6 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from api.auth import revoke_api_key
@@ -26,12 +25,16 @@ from tests.web.conftest import DASHBOARD_MONTHS, HAPPY, LEAVER, PLANS, dashboard
 
 
 def navigate(browser, element) -> None:
-    """Click ``element`` (or press Enter on it) and wait until the next page replaced this one."""
-    page = browser.find_element(By.TAG_NAME, "html")
+    """Click ``element`` (or call it) and wait until the next page replaced this one and is whole.
+
+    The old page is marked in its own ``window``; the wait ends when a window without the mark has
+    finished loading. While the browser swaps documents any command may fail (a stale element, or
+    chromedriver's "node does not belong to the document"), so those failures only mean "not yet".
+    """
+    browser.execute_script("window.cxmLeaving = true")
     element() if callable(element) else element.click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(page))
-    # The next page has replaced this one; wait until it is whole before anything looks into it.
-    WebDriverWait(browser, 10).until(lambda b: b.execute_script("return document.readyState") == "complete")
+    WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script("return !window.cxmLeaving && document.readyState === 'complete'"))
 
 
 def sign_in(browser, live_app, key: str) -> None:
