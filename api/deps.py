@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
@@ -88,3 +89,26 @@ Agent = Annotated[Principal, Depends(require("agent"))]
 Ingest = Annotated[Principal, Depends(require("ingest"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 Analyst = Annotated[Principal, Depends(require("agent", "ingest", "viewer"))]
+
+
+@dataclass(frozen=True)
+class LatestCursor:
+    """Where a latest-first list's page starts: ``offset`` rows down, or below the id ``before`` (the
+    keyset cursor, as cheap however deep; not both)."""
+
+    limit: int
+    offset: int
+    before: int | None
+
+
+def latest_cursor(limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                  before: Annotated[int | None, Query(ge=1, le=2**31 - 1,
+                                                      description="next_before of the previous page")] = None,
+                  ) -> LatestCursor:
+    if before is not None and offset:
+        raise ApiError(422, "validation_error", "before= pages by cursor; send no offset with it")
+    return LatestCursor(limit, offset, before)
+
+
+Latest = Annotated[LatestCursor, Depends(latest_cursor)]

@@ -474,10 +474,12 @@ def update_claimed_model_run(session: Session, run_id: int, worker: str, **value
     return result.rowcount == 1
 
 
-def list_model_runs(session: Session, limit: int, offset: int) -> tuple[list[ModelRun], int]:
-    """Latest first."""
+def list_model_runs(session: Session, limit: int, offset: int,
+                    before: int | None = None) -> tuple[list[ModelRun], int]:
+    """Latest first (those older than run ``before``, when given), and how many runs there are."""
     total = session.scalar(select(func.count()).select_from(ModelRun))
-    rows = session.scalars(select(ModelRun).order_by(ModelRun.id.desc()).limit(limit).offset(offset))
+    query = select(ModelRun) if before is None else select(ModelRun).where(ModelRun.id < before)
+    rows = session.scalars(query.order_by(ModelRun.id.desc()).limit(limit).offset(offset))
     return list(rows), int(total or 0)
 
 
@@ -596,14 +598,17 @@ def add_alert_attempt(session: Session, attempt: AlertAttempt) -> None:
 
 
 def list_alerts(session: Session, rule_id: int | None, status: str | None, limit: int,
-                offset: int) -> tuple[list[Alert], int]:
-    """Latest first, each with its delivery log."""
+                offset: int, before: int | None = None) -> tuple[list[Alert], int]:
+    """Latest first (those older than alert ``before``, when given), each with its delivery log, and
+    how many match the filters."""
     query = select(Alert)
     if rule_id is not None:
         query = query.where(Alert.rule_id == rule_id)
     if status is not None:
         query = query.where(Alert.status == status)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
+    if before is not None:
+        query = query.where(Alert.id < before)
     rows = session.scalars(query.options(selectinload(Alert.log)).order_by(Alert.id.desc()).limit(limit).offset(offset))
     return list(rows), int(total or 0)
 

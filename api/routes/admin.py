@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import create_api_key, expiry_in_days, revoke_api_key
 from api.db import queries
-from api.deps import Admin, AnalyzerDep, RuntimeDep, SessionDep
+from api.deps import Admin, AnalyzerDep, Latest, RuntimeDep, SessionDep
 from api.errors import ApiError
 from api.schemas.admin import (
     ApiKeyCreate,
@@ -91,11 +91,10 @@ def retrain(session: SessionDep, runtime: RuntimeDep, principal: Admin, force: b
 
 
 @router.get("/runs", response_model=ModelRunPage, summary="Retraining runs, latest first")
-def list_runs(session: SessionDep, _: Admin, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> ModelRunPage:
-    runs, total = queries.list_model_runs(session, limit, offset)
-    return ModelRunPage(items=[ModelRunPublic.model_validate(r, from_attributes=True) for r in runs],
-                        total=total, limit=limit, offset=offset)
+def list_runs(session: SessionDep, _: Admin, cursor: Latest) -> ModelRunPage:
+    runs, total = queries.list_model_runs(session, cursor.limit + 1, cursor.offset, cursor.before)
+    return ModelRunPage.of(runs, lambda r: ModelRunPublic.model_validate(r, from_attributes=True),
+                           total=total, limit=cursor.limit, offset=cursor.offset)
 
 
 @router.get("/runs/{run_id}", response_model=ModelRunPublic, summary="One retraining run")

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.db.models import AlertRule
 from api.db import queries
-from api.deps import Admin, RuntimeDep, SessionDep
+from api.deps import Admin, Latest, RuntimeDep, SessionDep
 from api.schemas.alerts import (
     AlertPage,
     AlertPublic,
@@ -74,12 +74,12 @@ def delete_rule(session: SessionDep, _: Admin, rule_id: int = RuleId) -> Respons
 
 
 @router.get("", response_model=AlertPage, summary="Fired alerts with their delivery log, latest first")
-def list_alerts(session: SessionDep, _: Admin, rule_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-                status: AlertStatus | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> AlertPage:
-    items, total = queries.list_alerts(session, rule_id, status, limit, offset)
-    return AlertPage(items=[AlertPublic.model_validate(a, from_attributes=True) for a in items],
-                     total=total, limit=limit, offset=offset)
+def list_alerts(session: SessionDep, _: Admin, cursor: Latest,
+                rule_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+                status: AlertStatus | None = None) -> AlertPage:
+    items, total = queries.list_alerts(session, rule_id, status, cursor.limit + 1, cursor.offset, cursor.before)
+    return AlertPage.of(items, lambda a: AlertPublic.model_validate(a, from_attributes=True),
+                        total=total, limit=cursor.limit, offset=cursor.offset)
 
 
 @router.post("/run", response_model=AlertRunResult,

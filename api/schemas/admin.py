@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api.schemas.common import InModel, Page
+from api.schemas.common import InModel, LatestPage, Page
 
 Role = Literal["viewer", "agent", "ingest", "admin"]
 RunStatus = Literal["queued", "running", "succeeded", "rejected", "failed"]
@@ -92,4 +92,4 @@ class ModelRunPublic(BaseModel):
         description="Its worker's latest sign of life; a running run silent for CXM_WORKER_LEASE_S is failed.")
 
 
-ModelRunPage = Page[ModelRunPublic]
+ModelRunPage = LatestPage[ModelRunPublic]

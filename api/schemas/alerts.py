@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, ValidationError, model_validator
 
-from api.schemas.common import InModel, Page
+from api.schemas.common import InModel, LatestPage
 
 AlertKind = Literal["high_tier_entry", "case_age", "topic_spike", "reason_spike", "nps_drop"]
 AlertStatus = Literal["suppressed", "pending", "delivered", "failed"]
@@ -153,7 +153,7 @@ class AlertPublic(BaseModel):
     log: list[AlertAttemptPublic] = Field(description="Every webhook call for this alert, oldest first.")
 
 
-AlertPage = Page[AlertPublic]
+AlertPage = LatestPage[AlertPublic]
 
 
 class AlertRunResult(BaseModel):

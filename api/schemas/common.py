@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
@@ -65,6 +65,21 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+class LatestPage(Page[T], Generic[T]):
+    """A page of a latest-first list, with the keyset cursor of the older page."""
+
+    next_before: int | None = Field(
+        None, description="Cursor of the next, older page: pass it as `before` (instead of an offset, which "
+        "slows down the deeper it goes); null on the last page.")
+
+    @classmethod
+    def of(cls, rows: Sequence[Any], item: Callable[[Any], T], *, total: int, limit: int, offset: int):
+        """The page of ``rows``' first ``limit`` (fetch one more, so the page knows whether an older one follows)."""
+        page = rows[:limit]
+        return cls(items=[item(r) for r in page], total=total, limit=limit, offset=offset,
+                   next_before=page[-1].id if len(rows) > limit else None)
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
