@@ -211,6 +211,11 @@ def _analysed(query, start: datetime | None, end: datetime | None):
     return query
 
 
+def latest_analysed(session: Session, start: datetime | None, end: datetime | None) -> datetime | None:
+    """When the newest analysed feedback in the window was given (one step down the analysed index)."""
+    return session.scalar(_analysed(select(func.max(Feedback.created_at)), start, end))
+
+
 def topic_counts(session: Session, start: datetime | None,
                  end: datetime | None) -> list[tuple[int, str, int, float | None]]:
     """``(topic_id, label, count, mean sentiment)`` of analysed feedback in the window."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 from sqlalchemy.orm import Session
@@ -45,6 +45,44 @@ def trend_table(session: Session, period: str, start: datetime | None, end: date
     return pd.DataFrame(rows, columns=["period", "topic_id", "topic_label", "count", "share", "mean_sentiment"])
 
 
+def recent_trend_table(session: Session, period: str, periods: int, start: datetime | None,
+                       end: datetime | None) -> pd.DataFrame:
+    """The rows of :func:`trend_table` for its latest ``periods`` periods (those holding analysed
+    feedback), reading only those periods' rows: what a dashboard shows and emerging topics compare.
+
+    It counts from the period of the newest analysed row back over ``periods`` calendar periods, and
+    doubles that span while empty periods left it short and older rows exist."""
+    latest = aggregates.latest_analysed(session, start, end)
+    if latest is None:
+        return trend_table(session, period, start, end)
+    span = periods
+    while True:
+        cutoff = _periods_back(_period_start(latest, period), period, span - 1)
+        if start is not None and cutoff <= start:
+            return trend_table(session, period, start, end)
+        table = trend_table(session, period, cutoff, end)
+        if table["period"].nunique() >= periods or aggregates.latest_analysed(session, start, cutoff) is None:
+            return table[table["period"].isin(sorted(table["period"].unique())[-periods:])].reset_index(drop=True)
+        span *= 2
+
+
+def _period_start(moment: datetime, period: str) -> datetime:
+    """The first moment (UTC) of the day, ISO week or month of ``moment``, as ``aggregates.start_bucket``."""
+    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    day = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1) if period == "month" else day
+
+
+def _periods_back(first: datetime, period: str, n: int) -> datetime:
+    """The start of the period ``n`` periods before the one starting at ``first``."""
+    if period == "month":
+        months = first.year * 12 + first.month - 1 - n
+        return first.replace(year=months // 12, month=months % 12 + 1)
+    return first - timedelta(days=n * (7 if period == "week" else 1))
+
+
 def trends(session: Session, period: str, start: datetime | None, end: datetime | None) -> TopicTrends:
     return trends_of(trend_table(session, period, start, end), period)
 
@@ -59,12 +97,13 @@ def trends_of(table: pd.DataFrame, period: str) -> TopicTrends:
 
 
 def emerging(session: Session, period: str, baseline_periods: int, min_count: int) -> EmergingTopics:
-    return emerging_of(trend_table(session, period, None, None), period, baseline_periods, min_count)
+    history = recent_trend_table(session, period, baseline_periods + 1, None, None)
+    return emerging_of(history, period, baseline_periods, min_count)
 
 
 def emerging_of(history: pd.DataFrame, period: str, baseline_periods: int, min_count: int) -> EmergingTopics:
     """Topics whose share in the latest period jumped over the ``baseline_periods`` before it, from a
-    :func:`trend_table` of the whole history."""
+    :func:`trend_table` of the whole history (or its latest ``baseline_periods + 1`` periods)."""
     table = flag_emerging(history, baseline_periods=baseline_periods, min_count=min_count)
     items = [EmergingTopic(topic_id=int(r.topic_id), label=str(r.topic_label), period=str(r.period),
                            count=int(r.count), share=round(float(r.share), 4),

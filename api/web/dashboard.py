@@ -34,6 +34,7 @@ BREAKDOWNS = ("channel", "journey_stage", "touchpoint", "survey_type")
 """Offered in the breakdown's list; any customer segment attribute (plan, region, ...) may be typed."""
 SEGMENT_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 TOPIC_COLUMNS, TOPIC_ROWS = 6, 8
+EMERGING_BASELINE, EMERGING_MIN_COUNT = 3, 5
 
 
 @dataclass
@@ -91,15 +92,23 @@ def read_view(metric: str, period: str, by: str, start: str, end: str) -> View:
     return View(metric, period, by, start.strip(), end.strip(), tuple(errors))
 
 
-def _figures(session: Session, settings: Settings, view: View) -> tuple[MetricPublic, list, list, TopicTrends,
-                                                                         EmergingTopics]:
+def _figures(session: Session, settings: Settings, view: View,
+             topic_periods: int | None) -> tuple[MetricPublic, list, list, TopicTrends, EmergingTopics]:
+    """The view's figures; topic trends of its latest ``topic_periods`` periods (None: all of them)."""
     start, end = view.window
     result = metrics.compute(session, view.metric, view.period, view.by or None, start, end, settings.min_group_size)
     sentiment = dashboard.sentiment_by(session, start, end)
-    history = topics.trend_table(session, view.topic_period, None, None)  # emerging compares the latest periods
-    window = history if start is None and end is None else topics.trend_table(session, view.topic_period, start, end)
+    # Emerging topics compare the latest periods of the whole history, whatever the window.
+    history = topics.recent_trend_table(session, view.topic_period, max(topic_periods or 0, EMERGING_BASELINE + 1),
+                                        None, None)
+    if topic_periods is None:
+        window = topics.trend_table(session, view.topic_period, start, end)
+    elif start is None and end is None:
+        window = history
+    else:
+        window = topics.recent_trend_table(session, view.topic_period, topic_periods, start, end)
     return (result, sentiment["channel"], sentiment["language"], topics.trends_of(window, view.topic_period),
-            topics.emerging_of(history, view.topic_period, 3, 5))
+            topics.emerging_of(history, view.topic_period, EMERGING_BASELINE, EMERGING_MIN_COUNT))
 
 
 def _topic_table(trends: TopicTrends) -> tuple[list[str], list[tuple[int, str, dict]]]:
@@ -122,7 +131,7 @@ def dashboard_page(request: Request, session: SessionDep, runtime: RuntimeDep, u
     view = read_view(metric, period, by, start, end)
     if view.errors:
         return render(request, "dashboard.html", user, 422, view=view, **_choices())
-    result, channels, languages, trends, emerging = _figures(session, runtime.settings, view)
+    result, channels, languages, trends, emerging = _figures(session, runtime.settings, view, TOPIC_COLUMNS)
     low, high = METRICS[view.metric]
 
     def metric_link(g) -> str:
@@ -182,7 +191,8 @@ def dashboard_csv(session: SessionDep, runtime: RuntimeDep, _: ViewerUser, metri
     view = read_view(metric, period, by, start, end)
     if view.errors:
         raise PageError(422, " ".join(view.errors))
-    result, channels, languages, trends, emerging = _figures(session, runtime.settings, view)
+    # The export holds every period of the window.
+    result, channels, languages, trends, emerging = _figures(session, runtime.settings, view, None)
     rows = [{"section": view.metric, "period": g.period, "group": g.segment, "label": "", "value": g.value,
              "margin_of_error": g.margin_of_error, "n": g.n} for g in result.groups]
     for name, groups in (("sentiment_by_channel", channels), ("sentiment_by_language", languages)):

@@ -246,6 +246,24 @@ def test_topic_trends_in_sql_equal_the_pandas_reference(random_db, period):
             [(r.topic_id, str(r.period), r.count) for r in reference_emerging.itertuples()]
 
 
+@pytest.mark.parametrize("period", ["day", "week", "month"])
+@pytest.mark.parametrize("periods", [1, 4, 6, 40])
+def test_recent_topic_trends_are_the_latest_periods_of_the_full_table(random_db, period, periods):
+    """Reading only the latest periods gives the full table's rows for them, also where empty periods
+    (most days hold no row here) make the first calendar span too short, and inside a window."""
+    window = (datetime(2025, 2, 1, tzinfo=timezone.utc), datetime(2025, 8, 1, tzinfo=timezone.utc))
+    with random_db() as session:
+        for start, end in ((None, None), window, (None, window[1])):
+            full = topics.trend_table(session, period, start, end).drop(columns="topic_label").astype(
+                {"mean_sentiment": float})
+            latest = sorted(full["period"].unique())[-periods:]
+            expected = full[full["period"].isin(latest)].reset_index(drop=True)
+            recent = topics.recent_trend_table(session, period, periods, start, end).drop(
+                columns="topic_label").astype({"mean_sentiment": float})
+            pd.testing.assert_frame_equal(recent, expected)
+            assert recent["period"].nunique() == min(periods, full["period"].nunique())
+
+
 def test_topic_counts_in_sql_equal_the_reference(random_db):
     start, end = datetime(2025, 2, 1, tzinfo=timezone.utc), datetime(2025, 8, 1, tzinfo=timezone.utc)
     with random_db() as session:
