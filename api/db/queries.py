@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -651,11 +651,28 @@ def list_corrections(session: Session, limit: int, before_id: int | None = None,
     return list(session.scalars(query))
 
 
+def _latest_corrections(field: str | None = None):
+    latest = select(func.max(Correction.id)).group_by(Correction.feedback_id, Correction.field)
+    return latest if field is None else latest.where(Correction.field == field)
+
+
 def corrected_feedback(session: Session, field: str | None = None) -> list[tuple[Correction, Feedback]]:
     """The latest correction of each corrected (feedback, field), with its feedback, oldest feedback first."""
-    latest = select(func.max(Correction.id)).group_by(Correction.feedback_id, Correction.field)
-    if field is not None:
-        latest = latest.where(Correction.field == field)
+    latest = _latest_corrections(field)
     query = (select(Correction, Feedback).join(Feedback, Feedback.id == Correction.feedback_id)
              .where(Correction.id.in_(latest)).order_by(Feedback.created_at, Feedback.id, Correction.field))
     return [(c, f) for c, f in session.execute(query)]
+
+
+def correction_verdicts(session: Session, start: datetime | None,
+                        end: datetime | None) -> Iterator[tuple[datetime, str, Any, Any]]:
+    """``(feedback given at, field, model's value, agent's latest value)`` of each corrected
+    (feedback, field) given in the window, streamed in chunks (only these four columns are read)."""
+    query = (select(Feedback.created_at, Correction.field, Correction.model_value, Correction.new_value)
+             .join(Feedback, Feedback.id == Correction.feedback_id).where(Correction.id.in_(_latest_corrections())))
+    if start is not None:
+        query = query.where(Feedback.created_at >= start)
+    if end is not None:
+        query = query.where(Feedback.created_at < end)
+    for at, field, model, agent in session.execute(query.execution_options(yield_per=1000)):
+        yield at, field, model, agent

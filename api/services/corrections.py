@@ -144,15 +144,15 @@ def model_quality(session: Session, start: datetime | None, end: datetime | None
     """Per ISO week of the feedback and field: how often the model's label equals the agent's latest one."""
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     starts = {}
-    for correction, row in queries.corrected_feedback(session):
-        if correction.model_value is None or (start and row.created_at < start) or (end and row.created_at >= end):
+    for at, name, model, agent in queries.correction_verdicts(session, start, end):
+        if model is None:
             continue
-        year, week, weekday = row.created_at.isocalendar()
+        year, week, weekday = at.isocalendar()
         key = f"{year}-W{week:02d}"
-        starts[key] = (row.created_at - timedelta(days=weekday - 1)).date()
-        cell = counts[(key, correction.field)]
+        starts[key] = (at - timedelta(days=weekday - 1)).date()
+        cell = counts[(key, name)]
         cell[0] += 1
-        cell[1] += _same(correction.field, correction.model_value, correction.new_value)
+        cell[1] += _same(name, model, agent)
     return ModelQuality(items=[
         AgreementRow(week=week, week_start=starts[week], field=name, corrected=n, agreed=agreed,
                      agreement=round(agreed / n, 4))
