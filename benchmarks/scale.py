@@ -44,6 +44,7 @@ ENDPOINTS = {
     "nps_quarter_by_plan": "/v1/metrics/nps?period=quarter&by=plan",
     "csat_week_last_quarter": "/v1/metrics/csat?period=week&start=2026-09-01",
     "topic_trends_week": "/v1/topics/trends?period=week",
+    "emerging_topics_week": "/v1/topics/emerging?period=week",
     "topics": "/v1/topics",
     "at_risk_page": "/v1/customers/at-risk?limit=50",
     "at_risk_high_open": "/v1/customers/at-risk?tier=high&status=none&limit=50",
