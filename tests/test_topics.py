@@ -22,7 +22,7 @@ from nlp.topics.config import TopicModelConfig
 from nlp.topics.keywords import LABEL_SEPARATOR, dedupe_keywords
 from nlp.topics.model import TopicModel
 from nlp.topics.tagger import TopicTagger
-from nlp.topics.trends import emerging_topics, topic_trends
+from nlp.topics.trends import emerging_topics, flag_emerging, topic_trends
 from nlp.topics.vectorizer import build_vectorizer
 
 runner = CliRunner()
@@ -317,6 +317,29 @@ def test_emerging_topic_with_the_size_of_its_jump():
     assert row["jump"] == pytest.approx(0.35) and row["lift"] == pytest.approx(8.0)
     assert emerging_topics(frame, "week", min_count=9).empty
     assert emerging_topics(frame[frame["timestamp"] < "2026-01-12"], "week").empty
+
+
+def _trend_table(periods: list[tuple[int, int]]) -> pd.DataFrame:
+    """A trends table of two topics: (texts of topic 1, all texts) per week."""
+    rows = []
+    for week, (mentions, total) in enumerate(periods):
+        key = pd.Timestamp("2026-03-02") + pd.Timedelta(weeks=week)
+        rows += [(key, 1, "billing", mentions, mentions / total), (key, 0, "other", total - mentions,
+                                                                   (total - mentions) / total)]
+    return pd.DataFrame(rows, columns=["period", "topic_id", "topic_label", "count", "share"])
+
+
+def test_an_emerging_topic_jumped_beyond_chance():
+    """The same shares (10 % -> 30 %) are chance in 10 texts a week and a jump in 100 a week."""
+    few = flag_emerging(_trend_table([(1, 10), (1, 10), (1, 10), (3, 10)]), min_count=1)
+    assert few.empty
+    unfiltered = flag_emerging(_trend_table([(1, 10), (1, 10), (1, 10), (3, 10)]), min_count=1, alpha=1.0)
+    assert unfiltered["p_value"].tolist() == pytest.approx([0.0625], abs=1e-4)  # z = 1.53, pooled 6 of 40
+    many = flag_emerging(_trend_table([(10, 100), (10, 100), (10, 100), (30, 100)]), min_count=1)
+    assert many["topic_id"].tolist() == [1] and many["p_value"].iloc[0] < 1e-5
+    assert many["jump"].iloc[0] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="alpha"):
+        flag_emerging(_trend_table([(1, 10), (3, 10)]), alpha=0)
 
 
 def test_trends_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path):

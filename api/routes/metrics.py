@@ -93,8 +93,10 @@ def topic_trends(session: SessionDep, _: Viewer, period: TopicPeriod = "week",
 
 
 @router.get("/topics/emerging", response_model=EmergingTopics, tags=["topics"],
-            summary="Topics whose share in the latest period jumps above their baseline")
+            summary="Topics whose share in the latest period jumps above their baseline, beyond chance")
 def topic_emerging(session: SessionDep, _: Viewer, period: TopicPeriod = "month",
                    baseline_periods: Annotated[int, Query(ge=1, le=24)] = 3,
-                   min_count: Annotated[int, Query(ge=1, le=100_000)] = 5) -> EmergingTopics:
-    return topics.emerging(session, period, baseline_periods, min_count)
+                   min_count: Annotated[int, Query(ge=1, le=100_000)] = 5,
+                   alpha: Annotated[float, Query(gt=0, le=1, description="Listed when p_value < alpha.")] = 0.05,
+                   ) -> EmergingTopics:
+    return topics.emerging(session, period, baseline_periods, min_count, alpha)

@@ -45,6 +45,8 @@ class EmergingTopic(BaseModel):
     baseline_share: float
     jump: float
     lift: float | None = Field(description="share / baseline share; null for a topic new this period.")
+    p_value: float = Field(description="One-sided two-proportion z-test of this period's texts of the topic "
+                           "against the baseline periods' texts pooled; listed only below alpha.")
 
 
 class EmergingTopics(BaseModel):

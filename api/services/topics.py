@@ -96,18 +96,21 @@ def trends_of(table: pd.DataFrame, period: str) -> TopicTrends:
     return TopicTrends(period=period, items=items)
 
 
-def emerging(session: Session, period: str, baseline_periods: int, min_count: int) -> EmergingTopics:
+def emerging(session: Session, period: str, baseline_periods: int, min_count: int,
+             alpha: float = 0.05) -> EmergingTopics:
     history = recent_trend_table(session, period, baseline_periods + 1, None, None)
-    return emerging_of(history, period, baseline_periods, min_count)
+    return emerging_of(history, period, baseline_periods, min_count, alpha)
 
 
-def emerging_of(history: pd.DataFrame, period: str, baseline_periods: int, min_count: int) -> EmergingTopics:
+def emerging_of(history: pd.DataFrame, period: str, baseline_periods: int, min_count: int,
+                alpha: float = 0.05) -> EmergingTopics:
     """Topics whose share in the latest period jumped over the ``baseline_periods`` before it, from a
     :func:`trend_table` of the whole history (or its latest ``baseline_periods + 1`` periods)."""
-    table = flag_emerging(history, baseline_periods=baseline_periods, min_count=min_count)
+    table = flag_emerging(history, baseline_periods=baseline_periods, min_count=min_count, alpha=alpha)
     items = [EmergingTopic(topic_id=int(r.topic_id), label=str(r.topic_label), period=str(r.period),
                            count=int(r.count), share=round(float(r.share), 4),
                            baseline_share=round(float(r.baseline_share), 4), jump=round(float(r.jump), 4),
-                           lift=None if math.isinf(r.lift) else round(float(r.lift), 4))
+                           lift=None if math.isinf(r.lift) else round(float(r.lift), 4),
+                           p_value=float(f"{r.p_value:.3g}"))
              for r in table.itertuples(index=False)]
     return EmergingTopics(period=period, baseline_periods=baseline_periods, items=items)

@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from nlp.topics.config import OUTLIER
 
@@ -90,28 +91,32 @@ def emerging_topics(
     min_count: int = 5,
     min_jump: float = 0.02,
     min_lift: float = 1.5,
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Topics whose share in the latest period jumps above their own baseline.
+    """Topics whose share in the latest period jumps above their own baseline, beyond chance.
 
     The baseline is the topic's mean share over up to ``baseline_periods`` earlier periods
     that have documents (a period without the topic counts as share 0). Flagged: at least
-    ``min_count`` documents in the latest period, ``jump = share - baseline_share >= min_jump``
-    and ``lift = share / baseline_share >= min_lift`` (inf for a topic new this period).
-    Columns: topic_id, topic_label, period, count, share, baseline_share, jump, lift;
+    ``min_count`` documents in the latest period, ``jump = share - baseline_share >= min_jump``,
+    ``lift = share / baseline_share >= min_lift`` (inf for a topic new this period) and
+    ``p_value < alpha``: a one-sided two-proportion z-test of the latest period's documents of the
+    topic against the baseline periods' documents pooled (so 3 of 10 after 1 of 10 is no jump).
+    Columns: topic_id, topic_label, period, count, share, baseline_share, jump, lift, p_value;
     largest jump first. Empty when there is no earlier period to compare with.
     """
     return flag_emerging(topic_trends(frame, period), baseline_periods=baseline_periods, min_count=min_count,
-                         min_jump=min_jump, min_lift=min_lift)
+                         min_jump=min_jump, min_lift=min_lift, alpha=alpha)
 
 
 def flag_emerging(
     trends: pd.DataFrame, *, baseline_periods: int = 3, min_count: int = 5, min_jump: float = 0.02,
-    min_lift: float = 1.5,
+    min_lift: float = 1.5, alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """:func:`emerging_topics` from a :func:`topic_trends` table (unsegmented), e.g. one counted by a database."""
-    if baseline_periods < 1 or min_count < 1 or min_jump < 0 or min_lift < 1:
-        raise ValueError("need baseline_periods >= 1, min_count >= 1, min_jump >= 0, min_lift >= 1")
-    columns = ["topic_id", "topic_label", "period", "count", "share", "baseline_share", "jump", "lift"]
+    """:func:`emerging_topics` from a :func:`topic_trends` table (unsegmented: every topic of a
+    period, so its counts sum to the period's documents), e.g. one counted by a database."""
+    if baseline_periods < 1 or min_count < 1 or min_jump < 0 or min_lift < 1 or not 0 < alpha <= 1:
+        raise ValueError("need baseline_periods >= 1, min_count >= 1, min_jump >= 0, min_lift >= 1, 0 < alpha <= 1")
+    columns = ["topic_id", "topic_label", "period", "count", "share", "baseline_share", "jump", "lift", "p_value"]
     periods = sorted(trends["period"].unique())
     if len(periods) < 2:
         return pd.DataFrame(columns=columns)
@@ -130,6 +135,9 @@ def flag_emerging(
         }
     )
     result["jump"] = result["share"] - result["baseline_share"]
+    totals = counts.sum(axis=0)
+    result["p_value"] = _excess_p_value(counts[latest].to_numpy(), int(totals[latest]),
+                                        counts[baseline].sum(axis=1).to_numpy(), int(totals[baseline].sum()))
     with np.errstate(divide="ignore"):
         result["lift"] = np.where(
             result["baseline_share"] > 0, result["share"] / result["baseline_share"].where(result["baseline_share"] > 0, 1), np.inf
@@ -139,5 +147,16 @@ def flag_emerging(
         & (result["count"] >= min_count)
         & (result["jump"] >= min_jump)
         & (result["lift"] >= min_lift)
+        & (result["p_value"] < alpha)
     ]
     return flagged.sort_values("jump", ascending=False)[columns].reset_index(drop=True)
+
+
+def _excess_p_value(count: np.ndarray, total: int, baseline_count: np.ndarray, baseline_total: int) -> np.ndarray:
+    """One-sided p-values that each topic's share ``count / total`` exceeds its pooled baseline share
+    ``baseline_count / baseline_total`` (two-proportion z-test with the pooled variance)."""
+    pooled = (count + baseline_count) / (total + baseline_total)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / total + 1 / baseline_total))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (count / total - baseline_count / baseline_total) / se
+    return np.where(se > 0, 0.5 * special.erfc(z / np.sqrt(2)), 1.0)

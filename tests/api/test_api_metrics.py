@@ -111,6 +111,11 @@ def test_topic_endpoints_answer_for_dashboards(api, tag):
     assert may and sum(p["share"] for p in may) == pytest.approx(1.0)
     emerging = api.call("GET", "/v1/topics/emerging", "viewer", params={"min_count": 1})
     assert emerging.status_code == 200 and emerging.json()["period"] == "month"
+    anything = api.call("GET", "/v1/topics/emerging", "viewer", params={"min_count": 1, "alpha": 1}).json()["items"]
+    listed = {e["topic_id"] for e in emerging.json()["items"]}
+    assert listed == {e["topic_id"] for e in anything if e["p_value"] < 0.05}
+    assert all(0 <= e["p_value"] <= 1 for e in anything)
+    assert api.call("GET", "/v1/topics/emerging", "viewer", params={"alpha": 0}).status_code == 422
 
 
 def test_segments_of_few_customers_are_merged_so_no_group_is_one_customer(api):

@@ -240,10 +240,12 @@ def test_topic_trends_in_sql_equal_the_pandas_reference(random_db, period):
         assert [p["share"] for p in found] == pytest.approx([round(r.share, 4) for r in expected.itertuples()])
         assert [p["mean_sentiment"] for p in found] == pytest.approx(  # sums in another order: the 4th decimal may round apart
             [_mean(r.mean_sentiment) for r in expected.itertuples()], abs=1.5e-4)
-        emerging = topics.emerging(session, period, 3, 1).model_dump()["items"]
-        reference_emerging = emerging_topics(frame, period, baseline_periods=3, min_count=1)
-        assert [(e["topic_id"], e["period"], e["count"]) for e in emerging] == \
-            [(r.topic_id, str(r.period), r.count) for r in reference_emerging.itertuples()]
+        for alpha in (0.05, 1.0):
+            emerging = topics.emerging(session, period, 3, 1, alpha).model_dump()["items"]
+            reference_emerging = emerging_topics(frame, period, baseline_periods=3, min_count=1, alpha=alpha)
+            assert [(e["topic_id"], e["period"], e["count"], e["p_value"]) for e in emerging] == \
+                [(r.topic_id, str(r.period), r.count, pytest.approx(r.p_value, rel=1e-2))
+                 for r in reference_emerging.itertuples()]
 
 
 @pytest.mark.parametrize("period", ["day", "week", "month"])
