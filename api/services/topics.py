@@ -50,8 +50,8 @@ def recent_trend_table(session: Session, period: str, periods: int, start: datet
     """The rows of :func:`trend_table` for its latest ``periods`` periods (those holding analysed
     feedback), reading only those periods' rows: what a dashboard shows and emerging topics compare.
 
-    It counts from the period of the newest analysed row back over ``periods`` calendar periods, and
-    doubles that span while empty periods left it short and older rows exist."""
+    It counts from the period of the newest analysed row back over ``periods`` calendar periods (not
+    before ``start``), and doubles that span while empty periods left it short and older rows exist."""
     latest = aggregates.latest_analysed(session, start, end)
     if latest is None:
         return trend_table(session, period, start, end)
@@ -59,9 +59,10 @@ def recent_trend_table(session: Session, period: str, periods: int, start: datet
     while True:
         cutoff = _periods_back(_period_start(latest, period), period, span - 1)
         if start is not None and cutoff <= start:
-            return trend_table(session, period, start, end)
+            cutoff = start
         table = trend_table(session, period, cutoff, end)
-        if table["period"].nunique() >= periods or aggregates.latest_analysed(session, start, cutoff) is None:
+        if (table["period"].nunique() >= periods or cutoff == start
+                or aggregates.latest_analysed(session, start, cutoff) is None):
             return table[table["period"].isin(sorted(table["period"].unique())[-periods:])].reset_index(drop=True)
         span *= 2
 
