@@ -211,23 +211,7 @@ def add_churn_outcome(session: Session, outcome: ChurnOutcome) -> None:
     session.add(outcome)
 
 
-# Metrics and topics
-
-
-def tickets(
-    session: Session, start: datetime | None, end: datetime | None
-) -> list[tuple[Ticket, Feedback, Customer]]:
-    query = (
-        select(Ticket, Feedback, Customer)
-        .join(Feedback, Feedback.id == Ticket.feedback_id)
-        .join(Customer, Customer.id == Ticket.customer_id)
-    )
-    return list(session.execute(_period(query, Ticket.opened_at, start, end)).tuples())
-
-
-def analysed_feedback(session: Session, start: datetime | None, end: datetime | None) -> list[Feedback]:
-    query = select(Feedback).where(Feedback.status == "analysed", Feedback.analysis.is_not(None))
-    return list(session.scalars(_period(query, Feedback.created_at, start, end)))
+# Time windows
 
 
 def _period(query, column, start: datetime | None, end: datetime | None):
@@ -670,9 +654,6 @@ def correction_verdicts(session: Session, start: datetime | None,
     (feedback, field) given in the window, streamed in chunks (only these four columns are read)."""
     query = (select(Feedback.created_at, Correction.field, Correction.model_value, Correction.new_value)
              .join(Feedback, Feedback.id == Correction.feedback_id).where(Correction.id.in_(_latest_corrections())))
-    if start is not None:
-        query = query.where(Feedback.created_at >= start)
-    if end is not None:
-        query = query.where(Feedback.created_at < end)
+    query = _period(query, Feedback.created_at, start, end)
     for at, field, model, agent in session.execute(query.execution_options(yield_per=1000)):
         yield at, field, model, agent

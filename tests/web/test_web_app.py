@@ -16,9 +16,11 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from sqlalchemy import select
 
 from api.auth import revoke_api_key
 from api.db import queries
+from api.db.models import Feedback
 from api.web.session import COOKIE, new_session
 from starlette.responses import Response
 from tests.web.conftest import DASHBOARD_MONTHS, HAPPY, LEAVER, PLANS, dashboard_feedback
@@ -256,7 +258,7 @@ def test_a_viewer_sees_the_api_numbers_drills_down_and_exports(browser, live_app
     assert len(texts) == count > 0
     with live_app.sessions() as session:
         tops = {}
-        for f in queries.analysed_feedback(session, None, None):
+        for f in session.scalars(select(Feedback).where(Feedback.status == "analysed", Feedback.analysis.is_not(None))):
             found = f.analysis.get("topics") or []
             tops.setdefault(f.text, set()).add(max(found, key=lambda t: t["probability"])["id"] if found else -1)
     assert all(tops[t] == {topic} for t in texts), "every verbatim has that top topic"
